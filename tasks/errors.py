@@ -1,0 +1,24 @@
+"""Domain exceptions of the stages. Messages name the bad value and what to do about it.
+
+Only the CLI turns these into exit codes and one-line messages.
+"""
+
+
+class EmbedpipeError(Exception):
+    """Base of every error embedpipe raises on purpose."""
+
+
+class SourceError(EmbedpipeError):
+    """A corpus source is missing, unreadable as a whole, or of an unknown format."""
+
+
+class EmptyCorpus(EmbedpipeError):
+    """No document survived loading and cleaning."""
+
+
+class ModelError(EmbedpipeError):
+    """A model cannot be loaded or does not fit the requested use."""
+
+
+class IndexMismatch(EmbedpipeError):
+    """An index file does not belong to the version it is loaded for."""

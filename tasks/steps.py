@@ -1,0 +1,92 @@
+"""Prefect task wrappers of the stage cores: retries, logging, progress artifacts; nothing else.
+
+Kept apart from the cores so that commands which run no flow (search, sql, versions) never
+import Prefect. Tasks take whole tables (batches), never single documents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+
+from tasks import chunk, clean, embed, load, store, tokenize
+from tasks.index import IndexConfig, IndexReport
+from tasks.progress import report
+from warehouse.store import Version, Warehouse
+from warehouse.writer import VersionDraft, open_writer
+
+
+@task(name="load-documents", cache_policy=NONE)
+def load_documents(source: Path, config: load.SourceConfig) -> load.LoadResult:
+    return load.load_source(source, config)
+
+
+@task(name="clean-documents", cache_policy=NONE)
+def clean_documents(raw: pa.Table, config: clean.CleanConfig) -> clean.CleanResult:
+    return clean.clean_documents(raw, config)
+
+
+@task(name="plan-ingest", cache_policy=NONE)
+def plan_ingest(warehouse: Warehouse, documents: pa.Table, model_fingerprint: str,
+                chunker_config: dict[str, Any]) -> store.IngestPlan:
+    with open_writer(warehouse, lock=False) as writer:
+        writer.delete_orphaned_files()  # left behind by a writer killed mid-commit
+        return store.plan_ingest(writer, documents, model_fingerprint, chunker_config)
+
+
+@task(name="tokenize-documents", cache_policy=NONE)
+def tokenize_documents(documents: pa.Table, tokenizer: Any) -> pa.Table:
+    return tokenize.tokenize_documents(documents, tokenizer)
+
+
+@task(name="chunk-documents", cache_policy=NONE)
+def chunk_documents(documents: pa.Table, tokenizer: Any, max_seq_length: int,
+                    config: chunk.ChunkConfig) -> pa.Table:
+    return chunk.chunk_documents(documents, tokenizer, max_seq_length, config)
+
+
+@task(name="embed-chunks", cache_policy=NONE)
+def embed_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Embedder,
+                 config: embed.EmbedConfig) -> pa.Table:
+    """Vectors for chunk texts that have none yet under this model; the rest are reused."""
+    with open_writer(warehouse, lock=False) as writer:
+        hashes, texts = store.missing_vectors(writer, chunks, embedder.fingerprint)
+    artifact = create_progress_artifact(progress=0.0, description="embedding chunk texts")
+
+    def on_progress(done: int) -> None:
+        report("embed", done, len(texts))
+        update_progress_artifact(artifact_id=artifact, progress=100.0 * done / max(len(texts), 1))
+
+    report("embed", 0, len(texts))
+    vectors = embed.embed_texts(texts, embedder, config.batch_size, on_progress)
+    return store.vectors_table(embedder.fingerprint, hashes, vectors)
+
+
+@task(name="publish-version", cache_policy=NONE)
+def publish_version(warehouse: Warehouse, draft: VersionDraft, documents: pa.Table,
+                    chunks: pa.Table, plan: store.IngestPlan, vectors: pa.Table,
+                    quarantine: pa.Table) -> Version:
+    with open_writer(warehouse, lock=False) as writer:
+        return store.publish(writer, draft, documents, chunks, plan, vectors, quarantine)
+
+
+@task(name="index-version", cache_policy=NONE)
+def index_version(warehouse: Warehouse, version: Version, config: IndexConfig,
+                  queries: np.ndarray | None = None) -> IndexReport:
+    report_ = store.build_version_index(warehouse, version, config, queries)
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_index(version.version_id, report_.as_dict())
+    return report_
+
+
+@task(name="promote-version", cache_policy=NONE)
+def promote_version(warehouse: Warehouse, version: Version, summary: dict[str, Any]) -> Version:
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_summary(version.version_id, summary)
+        return writer.promote(version.version_id)

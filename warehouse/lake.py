@@ -1,0 +1,117 @@
+"""Open a DuckDB connection with the warehouse's DuckLake attached as `lake`.
+
+Extensions load from their PyPI packages by file path, with autoinstall and autoload off: nothing
+is ever fetched from an extension server. The catalog is SQLite inside the warehouse directory
+by default (readers keep working while a writer commits); `postgresql://…` selects a PostgreSQL
+catalog for warehouses shared by several machines. Parquet data lives under `<warehouse>/data/`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import duckdb
+
+from warehouse.errors import WarehouseError
+from warehouse.schema import TABLES
+
+_EXTENSION_PACKAGES = {
+    "ducklake": "duckdb_extension_ducklake",
+    "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+}
+
+
+def extension_path(name: str) -> Path:
+    """The `.duckdb_extension` file shipped by the PyPI package of extension `name`."""
+    package = _EXTENSION_PACKAGES[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WarehouseError(f"DuckDB extension package {package!r} is not installed; "
+                             "run `make install`")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    wanted = root / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not wanted.exists():
+        found = sorted(root.glob(f"extensions/*/{name}.duckdb_extension"))
+        raise WarehouseError(f"{package} has no build for duckdb {duckdb.__version__} "
+                             f"(found {[p.parent.name for p in found]}); pin matching versions")
+    return wanted
+
+
+def sql_literal(value: str) -> str:
+    """`value` as a quoted SQL string literal, for the few statements that take no parameters.
+
+    >>> sql_literal("it's")
+    "'it''s'"
+    """
+    return "'" + value.replace("'", "''") + "'"
+
+
+def catalog_attach_string(directory: Path, catalog: str | None) -> tuple[str, str]:
+    """(DuckLake ATTACH target, catalog extension) for the warehouse's catalog setting.
+
+    >>> catalog_attach_string(Path("/w"), None)
+    ('ducklake:sqlite:/w/catalog.sqlite', 'sqlite_scanner')
+    >>> catalog_attach_string(Path("/w"), "postgresql://ann:pw@127.0.0.1:5433/lake")[0]
+    'ducklake:postgres:dbname=lake host=127.0.0.1 port=5433 user=ann password=pw'
+    """
+    if catalog is None or catalog in ("", "sqlite"):
+        return f"ducklake:sqlite:{directory / 'catalog.sqlite'}", "sqlite_scanner"
+    url = urlparse(catalog)
+    if url.scheme not in ("postgresql", "postgres"):
+        raise WarehouseError(f"catalog {catalog!r}: expected 'sqlite' or a postgresql:// URL")
+    parts = {"dbname": url.path.lstrip("/") or "postgres", "host": url.hostname or "127.0.0.1",
+             "port": url.port, "user": url.username and unquote(url.username),
+             "password": url.password and unquote(url.password)}
+    libpq = " ".join(f"{k}={v}" for k, v in parts.items() if v)
+    return f"ducklake:postgres:{libpq}", "postgres_scanner"
+
+
+def connect(directory: Path, catalog: str | None = None, read_only: bool = False
+            ) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the lake attached as `lake` (created if new).
+
+    Raises:
+        WarehouseError: a reader opens a warehouse that does not exist yet.
+    """
+    target, catalog_extension = catalog_attach_string(directory.resolve(), catalog)
+    if read_only and catalog_extension == "sqlite_scanner" and not (
+            directory / "catalog.sqlite").exists():
+        raise WarehouseError(f"no warehouse at {directory}: run `embedpipe ingest SOURCE` first "
+                             "(or pass --warehouse / set EMBEDPIPE_WAREHOUSE)")
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    for name in (catalog_extension, "ducklake"):
+        con.execute("LOAD " + sql_literal(str(extension_path(name))))
+    directory = directory.resolve()
+    data_path = directory / "data"
+    if not read_only:
+        data_path.mkdir(parents=True, exist_ok=True)
+    # Writers never inline rows into the catalog: vectors and chunk text belong in Parquet,
+    # and an inlined catalog grows every reader's metadata scan.
+    options = "DATA_PATH " + sql_literal(f"{data_path}/") + (
+        ", READ_ONLY" if read_only else ", DATA_INLINING_ROW_LIMIT 0")
+    try:
+        # ATTACH takes no bound parameters; both strings are quoted literals.
+        con.execute("ATTACH " + sql_literal(target) + " AS lake (" + options + ")")
+    except duckdb.Error as exc:
+        con.close()
+        raise WarehouseError(f"cannot open the warehouse catalog at {directory}: {exc}") from exc
+    if not read_only:
+        _create_tables(con)
+    return con
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    existing = {row[0] for row in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'lake'"
+    ).fetchall()}
+    missing = [name for name in TABLES if name not in existing]
+    if not missing:
+        return
+    con.execute("BEGIN")
+    for name in missing:
+        con.execute("CREATE TABLE lake." + name + " (" + TABLES[name] + ")")  # fixed names
+    con.execute("COMMIT")

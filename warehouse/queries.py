@@ -1,0 +1,107 @@
+"""Every SQL statement of the warehouse, by name.
+
+Values are bound with `?`. The only things formatted into SQL text are snapshot ids and
+dimensions (ints from the versions table, passed through `int()`) and table names from the fixed
+set in `schema.py`; user strings never are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from warehouse.schema import TABLES
+
+ALL_VERSIONS = "SELECT * FROM lake.versions ORDER BY version_id"
+MAX_VERSION = "SELECT coalesce(max(version_id), 0), coalesce(max(max_chunk_key), 0) FROM lake.versions"
+CURRENT_SNAPSHOT = "SELECT id FROM lake.current_snapshot()"
+HEAD_DOCUMENTS = "SELECT doc_id, content_hash, n_tokens, n_unknown FROM lake.documents"
+# `ids` and `hashes` are Arrow tables registered on the connection for the statement.
+HEAD_CHUNKS_OF = """
+    SELECT * FROM lake.chunks WHERE doc_id IN (SELECT doc_id FROM ids) ORDER BY doc_id, seq"""
+KNOWN_HASHES = """
+    SELECT DISTINCT e.text_hash FROM lake.embeddings e
+    WHERE e.model_fingerprint = ? AND e.text_hash IN (SELECT text_hash FROM hashes)"""
+DELETE_DOCUMENTS = "DELETE FROM lake.documents WHERE doc_id IN (SELECT doc_id FROM ids)"
+DELETE_CHUNKS = "DELETE FROM lake.chunks WHERE doc_id IN (SELECT doc_id FROM ids)"
+INSERT_DOCUMENTS = "INSERT INTO lake.documents BY NAME SELECT * FROM new_documents"
+INSERT_CHUNKS = "INSERT INTO lake.chunks BY NAME SELECT * FROM new_chunks"
+INSERT_EMBEDDINGS = """
+    INSERT INTO lake.embeddings BY NAME
+    SELECT n.model_fingerprint, n.text_hash, n.vector FROM new_vectors n
+    WHERE NOT EXISTS (SELECT 1 FROM lake.embeddings e
+                      WHERE e.model_fingerprint = n.model_fingerprint
+                        AND e.text_hash = n.text_hash)"""
+INSERT_QUARANTINE = "INSERT INTO lake.quarantine BY NAME SELECT ? AS version_id, * FROM new_quarantine"
+CHUNKS_WITHOUT_VECTOR = """
+    SELECT count(*) FROM lake.chunks c WHERE NOT EXISTS (
+        SELECT 1 FROM lake.embeddings e
+        WHERE e.model_fingerprint = ? AND e.text_hash = c.text_hash)"""
+HEAD_COUNTS = "SELECT (SELECT count(*) FROM lake.documents), (SELECT count(*) FROM lake.chunks)"
+INSERT_VERSION = "INSERT INTO lake.versions BY NAME SELECT * FROM new_version"
+SET_STATUS = "UPDATE lake.versions SET status = ? WHERE version_id = ?"
+RETIRE_ACTIVE = "UPDATE lake.versions SET status = 'retired' WHERE status = 'active'"
+SET_INDEX_META = "UPDATE lake.versions SET index_meta = ? WHERE version_id = ?"
+SET_SUMMARY = "UPDATE lake.versions SET summary = ? WHERE version_id = ?"
+SET_PINNED = "UPDATE lake.versions SET pinned = ? WHERE version_id = ?"
+
+
+def _at(snapshot: int) -> str:
+    return f"AT (VERSION => {int(snapshot)})"
+
+
+def versioned_view(table: str, snapshot: int, version_id: int) -> str:
+    """A temp view named `table` showing it as of one version."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; valid: {sorted(TABLES)}")
+    if table == "quarantine":
+        return (f"CREATE TEMP VIEW quarantine AS SELECT * EXCLUDE (version_id) FROM "
+                f"lake.quarantine WHERE version_id = {int(version_id)}")
+    return f"CREATE TEMP VIEW {table} AS SELECT * FROM lake.{table} {_at(snapshot)}"
+
+
+def embeddings_view(snapshot: int, fingerprint: str, dimension: int) -> str:
+    fp = fingerprint.replace("'", "''")  # a hex digest from our own versions table
+    return f"""
+        CREATE TEMP VIEW embeddings AS
+        SELECT c.chunk_key, c.chunk_id, c.doc_id, e.model_fingerprint,
+               e.vector::FLOAT[{int(dimension)}] AS vector
+        FROM lake.chunks c {_at(snapshot)}
+        JOIN lake.embeddings e {_at(snapshot)}
+          ON e.text_hash = c.text_hash AND e.model_fingerprint = '{fp}'"""
+
+
+def version_vectors(snapshot: int) -> str:
+    """(chunk_key, vector) of a version; bind the model fingerprint."""
+    return f"""
+        SELECT c.chunk_key, e.vector
+        FROM lake.chunks c {_at(snapshot)}
+        JOIN lake.embeddings e {_at(snapshot)}
+          ON e.text_hash = c.text_hash AND e.model_fingerprint = ?
+        ORDER BY c.chunk_key"""
+
+
+def chunks_by_keys(snapshot: int) -> str:
+    """Chunk and document fields for a list of chunk keys; bind the key list."""
+    return f"""
+        SELECT c.chunk_key, c.chunk_id, c.doc_id, c.seq, c.text, c.char_start, c.char_end,
+               d.title, d.source
+        FROM lake.chunks c {_at(snapshot)}
+        JOIN lake.documents d {_at(snapshot)} USING (doc_id)
+        WHERE list_contains(?, c.chunk_key)"""
+
+
+def documents_state(snapshot: int) -> str:
+    return f"SELECT doc_id, content_hash FROM lake.documents {_at(snapshot)}"
+
+
+def chunks_state(snapshot: int) -> str:
+    return f"SELECT chunk_id, doc_id, text_hash FROM lake.chunks {_at(snapshot)}"
+
+
+def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+                ) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

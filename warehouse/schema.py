@@ -1,0 +1,35 @@
+"""Lake tables: DDL for the DuckLake catalog. Columns mirror `tasks/schema.py` (checked by a test).
+
+`documents` and `chunks` hold the latest published state; each version is a DuckLake snapshot of
+them, read back with `AT (VERSION => snapshot)`. `embeddings` is append-only and keyed by
+(model_fingerprint, text_hash): the reuse cache from which every version's vectors are joined.
+"""
+
+TABLES: dict[str, str] = {
+    "documents": """
+        doc_id VARCHAR, title VARCHAR, text VARCHAR, content_hash VARCHAR, source VARCHAR,
+        "row" BIGINT, n_tokens BIGINT, n_unknown BIGINT""",
+    "chunks": """
+        chunk_key BIGINT, chunk_id VARCHAR, doc_id VARCHAR, seq INTEGER, text VARCHAR,
+        text_hash VARCHAR, char_start BIGINT, char_end BIGINT, n_tokens INTEGER""",
+    "embeddings": """
+        model_fingerprint VARCHAR, text_hash VARCHAR, vector FLOAT[]""",
+    "quarantine": """
+        version_id BIGINT, source VARCHAR, "row" BIGINT, doc_id VARCHAR, reason VARCHAR,
+        detail VARCHAR, twin_doc_id VARCHAR""",
+    "versions": """
+        version_id BIGINT, parent_id BIGINT, status VARCHAR, pinned BOOLEAN,
+        model_name VARCHAR, model_location VARCHAR, model_fingerprint VARCHAR, dimension INTEGER,
+        chunker_config VARCHAR, corpus_fingerprint VARCHAR, lake_snapshot BIGINT,
+        n_documents BIGINT, n_chunks BIGINT, n_embedded BIGINT, n_reused BIGINT,
+        n_quarantined BIGINT, max_chunk_key BIGINT, created_at TIMESTAMP, message VARCHAR,
+        summary VARCHAR, index_meta VARCHAR""",
+    "quality_metrics": """
+        version_id BIGINT, evaluator VARCHAR, metric VARCHAR, value DOUBLE,
+        created_at TIMESTAMP""",
+}
+
+VERSION_STATUSES = ("candidate", "active", "rejected", "retired")
+
+# Views a `sql` session gets, resolved at one version's snapshot.
+VERSIONED_TABLES = ("documents", "chunks", "quarantine")

@@ -1,0 +1,169 @@
+"""The warehouse: versions of documents, chunks and vectors in a DuckLake, plus index files.
+
+`open(path)` gives a `Warehouse` for readers: `versions()`, `connect(version=)` (a read-only DuckDB
+connection whose views show one version), `vectors(version)`, `chunk_rows(version, keys)`.
+Writers go through `Warehouse.writer()` (see `warehouse/writer.py`), which holds the lock.
+
+Directory layout: `catalog.sqlite` (the DuckLake catalog, unless PostgreSQL), `data/` (Parquet),
+`indexes/<version_id>/` (HNSW index + meta.json), `writer.lock`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from warehouse import queries
+from warehouse.errors import NoActiveVersion, VersionNotFound
+from warehouse.lake import connect as lake_connect
+from warehouse.schema import VERSIONED_TABLES
+
+
+@dataclass(frozen=True)
+class Version:
+    """One row of `versions`, typed."""
+
+    version_id: int
+    parent_id: int | None
+    status: str
+    pinned: bool
+    model_name: str
+    model_location: str
+    model_fingerprint: str
+    dimension: int
+    chunker_config: dict[str, Any]
+    corpus_fingerprint: str
+    lake_snapshot: int
+    n_documents: int
+    n_chunks: int
+    n_embedded: int
+    n_reused: int
+    n_quarantined: int
+    max_chunk_key: int
+    created_at: Any
+    message: str | None
+    summary: dict[str, Any]
+    index_meta: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Version:
+        parsed = dict(row)
+        for key in ("chunker_config", "summary", "index_meta"):
+            parsed[key] = json.loads(row[key]) if row[key] else {}
+        return cls(**parsed)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["created_at"] = str(self.created_at)
+        return out
+
+
+class Warehouse:
+    """Read access to one warehouse directory (and its catalog)."""
+
+    def __init__(self, path: Path, catalog: str | None = None) -> None:
+        self.path = Path(path)
+        self.catalog = catalog
+
+    def index_dir(self, version_id: int) -> Path:
+        return self.path / "indexes" / str(version_id)
+
+    def models_dir(self) -> Path:
+        return self.path / "models"
+
+    @contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = lake_connect(self.path, self.catalog, read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def versions(self) -> list[Version]:
+        """Every version, oldest first."""
+        with self._reader() as con:
+            return [Version.from_row(r) for r in queries.fetch_dicts(con, queries.ALL_VERSIONS)]
+
+    def version(self, version_id: int | None = None) -> Version:
+        """Version `version_id`, or the active one when None.
+
+        Raises:
+            VersionNotFound: no such version. NoActiveVersion: nothing is active yet.
+        """
+        versions = self.versions()
+        if version_id is None:
+            active = [v for v in versions if v.status == "active"]
+            if not active:
+                raise NoActiveVersion(f"warehouse {self.path} has no active version; "
+                                      "run `embedpipe ingest SOURCE` first")
+            return active[-1]
+        for v in versions:
+            if v.version_id == version_id:
+                return v
+        known = ", ".join(str(v.version_id) for v in versions) or "none"
+        raise VersionNotFound(f"version {version_id} is not in {self.path} (versions: {known})")
+
+    def connect(self, version: int | None = None) -> duckdb.DuckDBPyConnection:
+        """A read-only DuckDB connection with views resolved at one version.
+
+        Views: `documents`, `chunks`, `quarantine` (as of that version), `embeddings` (chunk_key,
+        chunk_id, doc_id, vector FLOAT[d] of that version's model), `versions`, `quality_metrics`.
+        The lake itself stays attached as `lake` for time travel of your own.
+        """
+        v = self.version(version)
+        con = lake_connect(self.path, self.catalog, read_only=True)
+        snap = int(v.lake_snapshot)
+        for table in VERSIONED_TABLES:
+            con.execute(queries.versioned_view(table, snap, v.version_id))
+        con.execute(queries.embeddings_view(snap, v.model_fingerprint, int(v.dimension)))
+        con.execute("CREATE TEMP VIEW versions AS SELECT * FROM lake.versions")
+        con.execute("CREATE TEMP VIEW quality_metrics AS SELECT * FROM lake.quality_metrics")
+        return con
+
+    def vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk_keys int64, vectors float32 (n, d)) of one version, ordered by chunk_key."""
+        with self._reader() as con:
+            table = con.execute(queries.version_vectors(int(version.lake_snapshot)),
+                                [version.model_fingerprint]).arrow()
+        return arrow_vectors(table, int(version.dimension))
+
+    def chunk_rows(self, version: Version, keys: list[int]) -> dict[int, dict[str, Any]]:
+        """Chunk and document fields of the given chunk keys, at `version`."""
+        with self._reader() as con:
+            rows = queries.fetch_dicts(con, queries.chunks_by_keys(int(version.lake_snapshot)),
+                                       [keys])
+        return {int(r["chunk_key"]): r for r in rows}
+
+    def documents_state(self, version: Version) -> pa.Table:
+        """(doc_id, content_hash) of every document of `version`."""
+        with self._reader() as con:
+            return con.execute(queries.documents_state(int(version.lake_snapshot))).arrow()
+
+
+def arrow_vectors(table: Any, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split a (chunk_key, vector FLOAT[]) result into NumPy arrays without a Python loop."""
+    if isinstance(table, pa.RecordBatchReader):
+        table = table.read_all()
+    keys = table["chunk_key"].to_numpy().astype(np.int64)
+    if len(keys) == 0:
+        return keys, np.zeros((0, dimension), dtype=np.float32)
+    flat = pa.concat_arrays([c.flatten() for c in table["vector"].chunks])
+    return keys, flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(keys), dimension)
+
+
+def open(path: str | Path, catalog: str | None = None) -> Warehouse:  # noqa: A001 - the API name
+    """The warehouse at `path`.
+
+    >>> wh = open("/tmp/nowhere")   # doctest: +SKIP
+    >>> [v.version_id for v in wh.versions()]   # doctest: +SKIP
+    [1, 2]
+    """
+    return Warehouse(Path(path), catalog)

@@ -1,0 +1,223 @@
+"""Publish and promote versions: the only code that writes to the lake.
+
+A version is published in one DuckLake transaction: document/chunk changes, new vectors, the
+quarantine of the run and the `versions` row commit together, so a reader (or a crash) sees the
+whole version or none of it. Its snapshot id is the one that commit creates. Promotion moves the
+active pointer with one UPDATE; no data is copied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from warehouse import queries
+from warehouse.errors import MixedModels, VersionNotFound
+from warehouse.lake import connect as lake_connect
+from warehouse.lock import writer_lock
+from warehouse.store import Version, Warehouse
+
+
+@dataclass(frozen=True)
+class VersionDraft:
+    """What a new version is made of, beside its data."""
+
+    model_name: str
+    model_location: str
+    model_fingerprint: str
+    dimension: int
+    chunker_config: dict[str, Any]
+    corpus_fingerprint: str
+    message: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The data of a new version relative to the lake's latest state.
+
+    `documents`/`chunks` are the rows of added or re-chunked documents (chunks without
+    `chunk_key`: keys are assigned here); `drop_doc_ids` are removed first (deleted, edited or
+    re-chunked documents); `vectors` (model_fingerprint, text_hash, vector) are the new ones.
+    """
+
+    documents: pa.Table
+    chunks: pa.Table
+    drop_doc_ids: list[str]
+    vectors: pa.Table
+    quarantine: pa.Table
+    n_reused: int = 0
+
+
+class WarehouseWriter:
+    """Write access, holding the warehouse lock for its lifetime."""
+
+    def __init__(self, warehouse: Warehouse, con: duckdb.DuckDBPyConnection) -> None:
+        self.warehouse = warehouse
+        self.con = con
+
+    def head_version(self) -> Version | None:
+        rows = queries.fetch_dicts(self.con, queries.ALL_VERSIONS)
+        return Version.from_row(rows[-1]) if rows else None
+
+    def active_version(self) -> Version | None:
+        rows = [r for r in queries.fetch_dicts(self.con, queries.ALL_VERSIONS)
+                if r["status"] == "active"]
+        return Version.from_row(rows[-1]) if rows else None
+
+    def head_documents(self) -> pa.Table:
+        """(doc_id, content_hash, n_tokens, n_unknown) of the latest published state."""
+        return self.con.execute(queries.HEAD_DOCUMENTS).arrow().read_all()
+
+    def head_chunks(self, doc_ids: list[str]) -> pa.Table:
+        ids = pa.table({"doc_id": pa.array(doc_ids, pa.string())})
+        self.con.register("ids", ids)
+        try:
+            return self.con.execute(queries.HEAD_CHUNKS_OF).arrow().read_all()
+        finally:
+            self.con.unregister("ids")
+
+    def known_hashes(self, fingerprint: str, text_hashes: list[str]) -> set[str]:
+        """Which of `text_hashes` already have a vector of model `fingerprint`."""
+        hashes = pa.table({"text_hash": pa.array(sorted(set(text_hashes)), pa.string())})
+        self.con.register("hashes", hashes)
+        try:
+            rows = self.con.execute(queries.KNOWN_HASHES, [fingerprint]).fetchall()
+        finally:
+            self.con.unregister("hashes")
+        return {r[0] for r in rows}
+
+    def publish(self, draft: VersionDraft, changes: Changes) -> Version:
+        """Commit `changes` as a new candidate version.
+
+        Raises:
+            MixedModels: a vector of another model, or a chunk without a vector of this model.
+        """
+        fingerprints = set(changes.vectors["model_fingerprint"].to_pylist())
+        if fingerprints - {draft.model_fingerprint}:
+            raise MixedModels(
+                f"vectors of models {sorted(fingerprints)} cannot be published in a version of "
+                f"model {draft.model_fingerprint}: a version holds one model's vectors")
+        con = self.con
+        last_id, last_key = con.execute(queries.MAX_VERSION).fetchone()  # type: ignore[misc]
+        parent = self.active_version()
+        chunks = _with_keys(changes.chunks, int(last_key) + 1)
+        con.execute("BEGIN")
+        try:
+            con.register("ids", pa.table({"doc_id": pa.array(changes.drop_doc_ids, pa.string())}))
+            con.execute(queries.DELETE_CHUNKS)
+            con.execute(queries.DELETE_DOCUMENTS)
+            for name, table in (("new_documents", changes.documents), ("new_chunks", chunks),
+                                ("new_vectors", changes.vectors),
+                                ("new_quarantine", changes.quarantine)):
+                con.register(name, table)
+            if changes.documents.num_rows:
+                con.execute(queries.INSERT_DOCUMENTS)
+            if chunks.num_rows:
+                con.execute(queries.INSERT_CHUNKS)
+            if changes.vectors.num_rows:
+                con.execute(queries.INSERT_EMBEDDINGS)
+            if changes.quarantine.num_rows:
+                con.execute(queries.INSERT_QUARANTINE, [int(last_id) + 1])
+            missing = con.execute(queries.CHUNKS_WITHOUT_VECTOR,
+                                  [draft.model_fingerprint]).fetchone()[0]  # type: ignore[index]
+            if missing:
+                raise MixedModels(f"{missing} chunks have no vector of model "
+                                  f"{draft.model_fingerprint}; a version cannot mix models")
+            n_docs, n_chunks = con.execute(queries.HEAD_COUNTS).fetchone()  # type: ignore[misc]
+            # One transaction makes one snapshot, and the writer lock means nobody else commits.
+            snapshot = con.execute(queries.CURRENT_SNAPSHOT).fetchone()[0] + 1  # type: ignore[index]
+            row = {
+                "version_id": int(last_id) + 1,
+                "parent_id": parent.version_id if parent else None,
+                "status": "candidate", "pinned": False,
+                "model_name": draft.model_name, "model_location": draft.model_location,
+                "model_fingerprint": draft.model_fingerprint, "dimension": draft.dimension,
+                "chunker_config": json.dumps(draft.chunker_config, sort_keys=True),
+                "corpus_fingerprint": draft.corpus_fingerprint, "lake_snapshot": snapshot,
+                "n_documents": n_docs, "n_chunks": n_chunks,
+                "n_embedded": changes.vectors.num_rows, "n_reused": changes.n_reused,
+                "n_quarantined": changes.quarantine.num_rows,
+                "max_chunk_key": max(int(last_key), int(last_key) + chunks.num_rows),
+                "created_at": datetime.now(UTC).replace(tzinfo=None),
+                "message": draft.message, "summary": json.dumps(draft.summary, default=str),
+                "index_meta": None,
+            }
+            con.register("new_version", pa.Table.from_pylist([row]))
+            con.execute(queries.INSERT_VERSION)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            for name in ("ids", "new_documents", "new_chunks", "new_vectors", "new_quarantine",
+                         "new_version"):
+                con.unregister(name)
+        actual = con.execute(queries.CURRENT_SNAPSHOT).fetchone()[0]  # type: ignore[index]
+        if actual != snapshot:  # pragma: no cover - would mean a writer bypassed the lock
+            con.execute("UPDATE lake.versions SET lake_snapshot = ? WHERE version_id = ?",
+                        [actual, row["version_id"]])
+        return self._version(int(row["version_id"]))
+
+    def _version(self, version_id: int) -> Version:
+        for r in queries.fetch_dicts(self.con, queries.ALL_VERSIONS):
+            if r["version_id"] == version_id:
+                return Version.from_row(r)
+        raise VersionNotFound(f"version {version_id} is not in {self.warehouse.path}")
+
+    def record_index(self, version_id: int, meta: dict[str, Any]) -> None:
+        self.con.execute(queries.SET_INDEX_META, [json.dumps(meta), version_id])
+
+    def record_summary(self, version_id: int, summary: dict[str, Any]) -> None:
+        self.con.execute(queries.SET_SUMMARY, [json.dumps(summary, default=str), version_id])
+
+    def set_status(self, version_id: int, status: str) -> None:
+        self._version(version_id)
+        self.con.execute(queries.SET_STATUS, [status, version_id])
+
+    def promote(self, version_id: int) -> Version:
+        """Make `version_id` the one active version (the previous one becomes retired)."""
+        self._version(version_id)
+        self.con.execute("BEGIN")
+        self.con.execute(queries.RETIRE_ACTIVE)
+        self.con.execute(queries.SET_STATUS, ["active", version_id])
+        self.con.execute("COMMIT")
+        return self._version(version_id)
+
+    def set_pinned(self, version_id: int, pinned: bool) -> None:
+        self._version(version_id)
+        self.con.execute(queries.SET_PINNED, [pinned, version_id])
+
+    def delete_orphaned_files(self) -> None:
+        """Remove data files no snapshot references (left by a writer killed mid-commit)."""
+        self.con.execute("CALL ducklake_delete_orphaned_files('lake', cleanup_all => true)")
+
+
+def _with_keys(chunks: pa.Table, first_key: int) -> pa.Table:
+    keys = pa.array(range(first_key, first_key + chunks.num_rows), pa.int64())
+    if "chunk_key" in chunks.column_names:
+        return chunks.set_column(chunks.schema.get_field_index("chunk_key"), "chunk_key", keys)
+    return chunks.add_column(0, "chunk_key", keys)
+
+
+@contextmanager
+def open_writer(warehouse: Warehouse, wait_seconds: float = 0.0, lock: bool = True
+                ) -> Iterator[WarehouseWriter]:
+    """A read-write lake connection holding the writer lock; both released on exit.
+
+    `lock=False` is for code that already holds the lock (a flow holds it for a whole run and
+    its tasks open their own connections).
+    """
+    with writer_lock(warehouse.path, wait_seconds) if lock else nullcontext():
+        con = lake_connect(warehouse.path, warehouse.catalog)
+        try:
+            yield WarehouseWriter(warehouse, con)
+        finally:
+            con.close()
