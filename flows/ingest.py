@@ -7,6 +7,7 @@ to promotion, so two ingests never interleave; an identical re-run publishes not
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 from prefect import flow
@@ -49,10 +50,12 @@ def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
                 cleaned.documents["doc_id"], pa.array(plan.to_chunk, pa.string())))
             documents = steps.tokenize_documents(to_chunk, embedder.tokenizer)
         with timer("chunk"):
-            chunks = steps.chunk_documents(documents, embedder.tokenizer,
-                                           embedder.max_seq_length, config.chunk)
+            # cast: Prefect types a task call as "result or coroutine"; these tasks are sync.
+            chunks = cast(pa.Table, steps.chunk_documents(
+                documents, embedder.tokenizer, embedder.max_seq_length, config.chunk))
         with timer("embed"):
-            vectors = steps.embed_chunks(warehouse, chunks, embedder, config.embed)
+            vectors = cast(pa.Table, steps.embed_chunks(warehouse, chunks, embedder,
+                                                        config.embed))
         draft = VersionDraft(embedder.name, getattr(embedder, "location", embedder.name),
                              embedder.fingerprint, embedder.dimension, chunker,
                              plan.corpus_fingerprint, message=f"ingest {source}")

@@ -47,8 +47,8 @@ def search(warehouse: Warehouse, query: str, k: int = 10, version_id: int | None
     """The `k` best documents for `query` (one hit per document: its best chunk).
 
     >>> from warehouse.store import open
-    >>> hits = search(open(".embedpipe/warehouse"), "parse command line arguments", k=3)  # doctest: +SKIP
-    >>> hits[0].doc_id                                                    # doctest: +SKIP
+    >>> wh = open(".embedpipe/warehouse")                          # doctest: +SKIP
+    >>> search(wh, "parse command line arguments", k=3)[0].doc_id  # doctest: +SKIP
     'argparse'
     """
     version = warehouse.version(version_id)

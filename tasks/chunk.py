@@ -63,11 +63,10 @@ def chunk_documents(
         documents["doc_id"].to_pylist(), documents["text"].to_pylist(),
         documents["n_tokens"].to_pylist(), strict=True,
     ):
-        if n_tokens <= budget:
-            spans = [(0, len(text))]
-        else:
-            _, spans = chunker(text, offsets=True, overlap=overlap)
-            spans = _enforce_budget(text, spans, tokenizer, budget)
+        spans: list[tuple[int, int]] = [(0, len(text))]
+        if n_tokens > budget:
+            _, found = chunker(text, offsets=True, overlap=overlap)
+            spans = _enforce_budget(text, list(found), tokenizer, budget)  # type: ignore[arg-type]
         for seq, (start, end) in enumerate(spans):
             piece = text[start:end]
             rows.append({"chunk_id": f"{doc_id}#{seq}", "doc_id": doc_id, "seq": seq,
@@ -82,7 +81,8 @@ def chunk_documents(
 def _token_counts(texts: list[str], tokenizer: Any) -> list[int]:
     if not texts:
         return []
-    return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
+    encoded = tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
+    return [len(ids) for ids in encoded]
 
 
 def _enforce_budget(

@@ -172,8 +172,10 @@ def _drop_near_duplicates(
 
     shingle_sets = [_shingles(d["text"], config.shingle_words) for d in docs]
     hashes = MinHash.bulk(shingle_sets, num_perm=config.minhash_permutations, seed=1)
-    lsh = MinHashLSH(threshold=config.near_duplicate_threshold,
-                     num_perm=config.minhash_permutations)
+    # The LSH only proposes candidates; each is confirmed on its estimated Jaccard below. So it
+    # is tuned for recall: a lower threshold and false negatives weighted 4x false positives.
+    lsh = MinHashLSH(threshold=max(0.5, config.near_duplicate_threshold - 0.2),
+                     num_perm=config.minhash_permutations, weights=(0.2, 0.8))
     kept, rejected = [], []
     for i, (doc, mh) in enumerate(zip(docs, hashes, strict=True)):
         twins = [j for j in lsh.query(mh)

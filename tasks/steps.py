@@ -7,7 +7,8 @@ import Prefect. Tasks take whole tables (batches), never single documents.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import numpy as np
 import pyarrow as pa
@@ -57,7 +58,8 @@ def embed_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Embedde
     """Vectors for chunk texts that have none yet under this model; the rest are reused."""
     with open_writer(warehouse, lock=False) as writer:
         hashes, texts = store.missing_vectors(writer, chunks, embedder.fingerprint)
-    artifact = create_progress_artifact(progress=0.0, description="embedding chunk texts")
+    artifact = cast(UUID, create_progress_artifact(progress=0.0,
+                                                   description="embedding chunk texts"))
 
     def on_progress(done: int) -> None:
         report("embed", done, len(texts))

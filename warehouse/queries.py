@@ -14,7 +14,8 @@ import duckdb
 from warehouse.schema import TABLES
 
 ALL_VERSIONS = "SELECT * FROM lake.versions ORDER BY version_id"
-MAX_VERSION = "SELECT coalesce(max(version_id), 0), coalesce(max(max_chunk_key), 0) FROM lake.versions"
+MAX_VERSION = """
+    SELECT coalesce(max(version_id), 0), coalesce(max(max_chunk_key), 0) FROM lake.versions"""
 CURRENT_SNAPSHOT = "SELECT id FROM lake.current_snapshot()"
 HEAD_DOCUMENTS = "SELECT doc_id, content_hash, n_tokens, n_unknown FROM lake.documents"
 # `ids` and `hashes` are Arrow tables registered on the connection for the statement.
@@ -33,7 +34,8 @@ INSERT_EMBEDDINGS = """
     WHERE NOT EXISTS (SELECT 1 FROM lake.embeddings e
                       WHERE e.model_fingerprint = n.model_fingerprint
                         AND e.text_hash = n.text_hash)"""
-INSERT_QUARANTINE = "INSERT INTO lake.quarantine BY NAME SELECT ? AS version_id, * FROM new_quarantine"
+INSERT_QUARANTINE = """
+    INSERT INTO lake.quarantine BY NAME SELECT ? AS version_id, * FROM new_quarantine"""
 CHUNKS_WITHOUT_VECTOR = """
     SELECT count(*) FROM lake.chunks c WHERE NOT EXISTS (
         SELECT 1 FROM lake.embeddings e

@@ -132,7 +132,7 @@ class Warehouse:
         """(chunk_keys int64, vectors float32 (n, d)) of one version, ordered by chunk_key."""
         with self._reader() as con:
             table = con.execute(queries.version_vectors(int(version.lake_snapshot)),
-                                [version.model_fingerprint]).arrow()
+                                [version.model_fingerprint]).to_arrow_table()
         return arrow_vectors(table, int(version.dimension))
 
     def chunk_rows(self, version: Version, keys: list[int]) -> dict[int, dict[str, Any]]:
@@ -145,18 +145,17 @@ class Warehouse:
     def documents_state(self, version: Version) -> pa.Table:
         """(doc_id, content_hash) of every document of `version`."""
         with self._reader() as con:
-            return con.execute(queries.documents_state(int(version.lake_snapshot))).arrow()
+            return con.execute(queries.documents_state(int(version.lake_snapshot))).to_arrow_table()
 
 
 def arrow_vectors(table: Any, dimension: int) -> tuple[np.ndarray, np.ndarray]:
     """Split a (chunk_key, vector FLOAT[]) result into NumPy arrays without a Python loop."""
-    if isinstance(table, pa.RecordBatchReader):
-        table = table.read_all()
     keys = table["chunk_key"].to_numpy().astype(np.int64)
     if len(keys) == 0:
         return keys, np.zeros((0, dimension), dtype=np.float32)
     flat = pa.concat_arrays([c.flatten() for c in table["vector"].chunks])
-    return keys, flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(keys), dimension)
+    matrix = flat.to_numpy(zero_copy_only=False).astype(np.float32)
+    return keys, matrix.reshape(len(keys), dimension)
 
 
 def open(path: str | Path, catalog: str | None = None) -> Warehouse:  # noqa: A001 - the API name

@@ -74,13 +74,13 @@ class WarehouseWriter:
 
     def head_documents(self) -> pa.Table:
         """(doc_id, content_hash, n_tokens, n_unknown) of the latest published state."""
-        return self.con.execute(queries.HEAD_DOCUMENTS).arrow().read_all()
+        return self.con.execute(queries.HEAD_DOCUMENTS).to_arrow_table()
 
     def head_chunks(self, doc_ids: list[str]) -> pa.Table:
         ids = pa.table({"doc_id": pa.array(doc_ids, pa.string())})
         self.con.register("ids", ids)
         try:
-            return self.con.execute(queries.HEAD_CHUNKS_OF).arrow().read_all()
+            return self.con.execute(queries.HEAD_CHUNKS_OF).to_arrow_table()
         finally:
             self.con.unregister("ids")
 

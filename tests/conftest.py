@@ -1,0 +1,77 @@
+"""Shared fixtures: the real model once per session, a deterministic test model, tiny corpora."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+DATA_DIR = Path(os.environ.get("EMBEDPIPE_DATA_DIR",
+                               Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+# Ten short documents on unrelated topics, so a query has one clearly right answer.
+TOPIC_DOCS = [
+    ("photosynthesis", "Photosynthesis", "Plants convert sunlight, water and carbon dioxide into "
+     "glucose and oxygen in their chloroplasts."),
+    ("volcano", "Volcanoes", "A volcano erupts when molten rock called magma rises through the "
+     "crust and escapes as lava, ash and gas."),
+    ("espresso", "Espresso", "Espresso is coffee brewed by forcing hot water through finely "
+     "ground beans under high pressure."),
+    ("chess", "Chess openings", "The Sicilian Defence is a chess opening in which Black answers "
+     "1.e4 with c5 to fight for the centre."),
+    ("tides", "Ocean tides", "Tides are the rise and fall of sea levels caused by the gravity of "
+     "the Moon and the Sun acting on the oceans."),
+    ("bicycle", "Bicycle maintenance", "Keep a bicycle chain clean and lubricated, and check the "
+     "tyre pressure and brake pads every few weeks."),
+    ("vaccine", "Vaccines", "A vaccine trains the immune system to recognise a pathogen by "
+     "exposing it to a harmless antigen."),
+    ("sourdough", "Sourdough bread", "Sourdough bread rises thanks to a starter of wild yeast and "
+     "lactic acid bacteria fed with flour and water."),
+    ("jupiter", "Jupiter", "Jupiter is the largest planet of the solar system, a gas giant with a "
+     "Great Red Spot storm larger than Earth."),
+    ("python-gil", "The GIL", "CPython's global interpreter lock lets only one thread execute "
+     "Python bytecode at a time."),
+]
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """all-MiniLM-L6-v2 from the bundled package, loaded once for the whole session."""
+    from tasks.embed import EmbedConfig, load_embedder
+
+    return load_embedder(EmbedConfig())
+
+
+@pytest.fixture(scope="session")
+def tokenizer(real_embedder):
+    return real_embedder.tokenizer
+
+
+@pytest.fixture()
+def hash_embedder():
+    from tasks.embed import HashEmbedder
+
+    return HashEmbedder(dimension=32)
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(record if isinstance(record, str) else json.dumps(record))
+            handle.write("\n")
+    return path
+
+
+@pytest.fixture()
+def topic_corpus(tmp_path: Path) -> Path:
+    """TOPIC_DOCS as BEIR JSONL, plus one exact duplicate, one empty text and one broken line."""
+    records: list = [{"_id": i, "title": t, "text": x} for i, t, x in TOPIC_DOCS]
+    records.append({"_id": "espresso-copy", "title": "Espresso", "text": TOPIC_DOCS[2][2]})
+    records.append({"_id": "blank", "title": "", "text": "   "})
+    records.append('{"_id": "broken", "text": ')  # line 13: not JSON
+    return write_jsonl(tmp_path / "corpus.jsonl", records)

@@ -1,0 +1,84 @@
+"""Cleaning: canonical text, and every input row routed to documents or quarantine."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from tasks.clean import CleanConfig, clean_documents, html_to_text, normalize_text
+
+
+def raw(*rows: tuple[str, str | None, str]) -> pa.Table:
+    """Raw documents from (doc_id, title, text) with source 'f' and rows 1..n."""
+    return pa.table({
+        "doc_id": [r[0] for r in rows], "title": [r[1] for r in rows],
+        "text": [r[2] for r in rows], "source": ["f"] * len(rows),
+        "row": list(range(1, len(rows) + 1)), "markup": ["text"] * len(rows),
+    })
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("cafe\u0301", "café"),                      # NFD -> NFC
+    ("Ã©tÃ©", "été"),                            # mojibake (UTF-8 read as Latin-1)
+    ("fish &amp; chips &lt;3", "fish & chips <3"),  # HTML entities in plain text
+    ("bell\x07 and\x00 nul", "bell and nul"),    # control characters
+    ("  a \t  b\u00a0c  ", "a b c"),             # spaces, tabs, non-breaking space
+    ("one\r\n\r\n\r\n\r\ntwo", "one\n\ntwo"),   # CRLF and paragraph runs
+    ("", ""),
+    ("日本語のテキスト", "日本語のテキスト"),     # non-Latin text is untouched
+])
+def test_normalize_text(text, expected):
+    assert normalize_text(text) == expected
+
+
+def test_html_to_text_drops_scripts_and_keeps_blocks_apart():
+    html = "<html><head><title>x</title></head><body><h1>Title</h1><p>A <b>bold</b> word" \
+           "</p><script>alert(1)</script><ul><li>one</li><li>two</li></ul></body></html>"
+    assert html_to_text(html) == "Title\nA bold word\none\ntwo"
+
+
+def test_every_row_lands_exactly_once():
+    table = raw(
+        ("a", "Alpha", "The quick brown fox jumps over the lazy dog."),  # kept
+        ("b", "Alpha", "The quick brown fox jumps over the lazy dog."),  # exact twin of a
+        ("c", None, "   \n\t "),                                           # empty after cleaning
+        ("d", None, "tiny"),                                               # below min_chars
+        ("a", None, "Another text with the same id as the first row."),   # duplicate id
+        ("e", None, "Completely different words about volcanoes and lava flows."),  # kept
+    )
+    result = clean_documents(table, CleanConfig(min_chars=10))
+    assert result.documents["doc_id"].to_pylist() == ["a", "e"]
+    q = {r["row"]: (r["reason"], r["twin_doc_id"]) for r in result.quarantine.to_pylist()}
+    assert q == {2: ("exact_duplicate", "a"), 3: ("empty", None), 4: ("too_short", None),
+                 5: ("duplicate_id", None)}
+    assert result.documents.num_rows + result.quarantine.num_rows == table.num_rows
+
+
+def test_near_duplicate_points_at_the_kept_twin():
+    base = " ".join(f"word{i}" for i in range(200))
+    edited = base.replace("word100", "changed")  # one word of 200 differs
+    table = raw(("orig", None, base), ("edit", None, edited),
+                ("other", None, " ".join(f"other{i}" for i in range(200))))
+    result = clean_documents(table, CleanConfig())
+    assert result.documents["doc_id"].to_pylist() == ["orig", "other"]
+    [row] = result.quarantine.to_pylist()
+    assert (row["doc_id"], row["reason"], row["twin_doc_id"]) == ("edit", "near_duplicate", "orig")
+
+
+def test_near_duplicates_can_be_switched_off():
+    base = " ".join(f"w{i}" for i in range(100))
+    table = raw(("x", None, base), ("y", None, base + " extra"))
+    assert clean_documents(table, CleanConfig(near_duplicates=False)).documents.num_rows == 2
+
+
+def test_title_heads_the_text_and_content_hash_is_stable():
+    table = raw(("a", "My Title", "Body text that is long enough."))
+    first = clean_documents(table, CleanConfig()).documents.to_pylist()[0]
+    assert first["text"] == "My Title\n\nBody text that is long enough."
+    again = clean_documents(table, CleanConfig()).documents.to_pylist()[0]
+    assert first["content_hash"] == again["content_hash"]
+
+
+def test_empty_input():
+    result = clean_documents(raw(), CleanConfig())
+    assert result.documents.num_rows == 0 and result.quarantine.num_rows == 0
