@@ -17,6 +17,8 @@ from flows.summary import IngestSummary, StageTimer, rejection_counts
 from tasks import steps
 from tasks.embed import load_embedder
 from tasks.errors import EmptyCorpus
+from tasks.store import embedded_tokens
+from warehouse.faults import checkpoint
 from warehouse.lock import writer_lock
 from warehouse.store import Warehouse
 from warehouse.writer import VersionDraft
@@ -41,6 +43,7 @@ def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
         with timer("plan"):
             plan = steps.plan_ingest(warehouse, cleaned.documents, embedder.fingerprint, chunker)
+            checkpoint("plan")
         summary = _summary(source, loaded.documents.num_rows + loaded.problems.num_rows,
                            cleaned.documents.num_rows, quarantine, plan)
         if plan.noop:
@@ -62,6 +65,7 @@ def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
         with timer("store"):
             version = steps.publish_version(warehouse, draft, documents, chunks, plan, vectors,
                                             quarantine)
+        checkpoint("index")
         with timer("index"):
             report = steps.index_version(warehouse, version, config.index)
         summary = summary.model_copy(update={
@@ -69,10 +73,12 @@ def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
             "chunks": version.n_chunks, "tokens": int(pa.compute.sum(chunks["n_tokens"]).as_py()
                                                      or 0),
             "vectors_embedded": vectors.num_rows,
+            "tokens_embedded": embedded_tokens(chunks, vectors),
             "vectors_reused": chunks.num_rows - vectors.num_rows + plan.reused_chunks,
             "index": {"ef": report.ef, "recall": report.recall, "m": report.m,
                       "ef_construction": report.ef_construction},
         })
+        checkpoint("promote")
         with timer("promote"):
             steps.promote_version(warehouse, version, summary.model_dump())
     return summary.model_copy(update={"stage_seconds": timer.seconds})

@@ -30,6 +30,7 @@ class IngestSummary(BaseModel):
     documents_unchanged: int = 0
     chunks: int = 0
     tokens: int = 0
+    tokens_embedded: int = 0  # tokens of the chunk texts embedded (not reused): the throughput base
     vectors_embedded: int = 0
     vectors_reused: int = 0
     index: dict[str, Any] = Field(default_factory=dict)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from tasks.index import HnswIndex, IndexConfig, IndexReport, build_index
 from warehouse.diff import DocumentDiff, diff_documents
-from warehouse.store import Version, Warehouse
+from warehouse.store import LakeSession, Version, Warehouse
 from warehouse.writer import Changes, VersionDraft, WarehouseWriter
 
 
@@ -44,7 +44,7 @@ class IngestPlan:
     reused_chunks: int  # chunks of unchanged documents kept as they are
 
 
-def plan_ingest(writer: WarehouseWriter, documents: pa.Table, model_fingerprint: str,
+def plan_ingest(writer: LakeSession, documents: pa.Table, model_fingerprint: str,
                 chunker_config: dict[str, Any]) -> IngestPlan:
     """Compare `documents` with the lake. Pure reads; writes nothing."""
     fingerprint = corpus_fingerprint(documents)
@@ -76,7 +76,7 @@ def _documents_at(warehouse: Warehouse, version: Version | None) -> pa.Table:
     return warehouse.documents_state(version)
 
 
-def missing_vectors(writer: WarehouseWriter, chunks: pa.Table, model_fingerprint: str
+def missing_vectors(writer: LakeSession, chunks: pa.Table, model_fingerprint: str
                     ) -> tuple[list[str], list[str]]:
     """(hashes to embed, texts to embed): one per distinct chunk text without a vector yet."""
     hashes = chunks["text_hash"].to_pylist()
@@ -104,6 +104,12 @@ def publish(writer: WarehouseWriter, draft: VersionDraft, documents: pa.Table, c
                       drop_doc_ids=plan.drop, vectors=vectors, quarantine=quarantine,
                       n_reused=chunks.num_rows - vectors.num_rows + plan.reused_chunks)
     return writer.publish(draft, changes)
+
+
+def embedded_tokens(chunks: pa.Table, vectors: pa.Table) -> int:
+    """Tokens of the chunk texts that were embedded (not reused) in a run."""
+    mask = pc.is_in(chunks["text_hash"], vectors["text_hash"])
+    return int(pc.sum(chunks.filter(mask)["n_tokens"]).as_py() or 0)
 
 
 def index_meta(version: Version, report: IndexReport) -> dict[str, Any]:

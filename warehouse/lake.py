@@ -9,6 +9,7 @@ catalog for warehouses shared by several machines. Parquet data lives under `<wa
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -69,6 +70,26 @@ def catalog_attach_string(directory: Path, catalog: str | None) -> tuple[str, st
     return f"ducklake:postgres:{libpq}", "postgres_scanner"
 
 
+def ensure_wal(catalog_file: Path) -> None:
+    """Put a SQLite catalog in WAL mode (persistent, once per file).
+
+    In SQLite's default rollback-journal mode a reader's shared lock makes the writer's commit
+    fail with "database is locked"; in WAL mode readers and one writer never block each other,
+    and a reader sees the last committed snapshot.
+    """
+    catalog_file.parent.mkdir(parents=True, exist_ok=True)
+    if catalog_file.exists():
+        with catalog_file.open("rb") as handle:
+            header = handle.read(20)
+        if len(header) == 20 and header[18] == 2:  # file format bytes: 2 = WAL
+            return
+    db = sqlite3.connect(catalog_file, timeout=30)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+
+
 def connect(directory: Path, catalog: str | None = None, read_only: bool = False
             ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake attached as `lake` (created if new).
@@ -81,6 +102,8 @@ def connect(directory: Path, catalog: str | None = None, read_only: bool = False
             directory / "catalog.sqlite").exists():
         raise WarehouseError(f"no warehouse at {directory}: run `embedpipe ingest SOURCE` first "
                              "(or pass --warehouse / set EMBEDPIPE_WAREHOUSE)")
+    if catalog_extension == "sqlite_scanner" and not read_only:
+        ensure_wal(directory.resolve() / "catalog.sqlite")
     con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
     for name in (catalog_extension, "ducklake"):

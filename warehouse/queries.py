@@ -99,7 +99,7 @@ def documents_state(snapshot: int) -> str:
 
 
 def chunks_state(snapshot: int) -> str:
-    return f"SELECT chunk_id, doc_id, text_hash FROM lake.chunks {_at(snapshot)}"
+    return f"SELECT chunk_id, text_hash FROM lake.chunks {_at(snapshot)}"
 
 
 def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None

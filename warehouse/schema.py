@@ -29,7 +29,7 @@ TABLES: dict[str, str] = {
         created_at TIMESTAMP""",
 }
 
-VERSION_STATUSES = ("candidate", "active", "rejected", "retired")
+VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")
 
 # Views a `sql` session gets, resolved at one version's snapshot.
 VERSIONED_TABLES = ("documents", "chunks", "quarantine")

@@ -66,6 +66,53 @@ class Version:
         return out
 
 
+class LakeSession:
+    """Reads of the lake's latest state over one open connection (read-only or not)."""
+
+    def __init__(self, warehouse: Warehouse, con: duckdb.DuckDBPyConnection) -> None:
+        self.warehouse = warehouse
+        self.con = con
+
+    def all_versions(self) -> list[Version]:
+        return [Version.from_row(r) for r in queries.fetch_dicts(self.con, queries.ALL_VERSIONS)]
+
+    def head_version(self) -> Version | None:
+        """The latest published version, whatever its status."""
+        versions = self.all_versions()
+        return versions[-1] if versions else None
+
+    def active_version(self) -> Version | None:
+        active = [v for v in self.all_versions() if v.status == "active"]
+        return active[-1] if active else None
+
+    def _version(self, version_id: int) -> Version:
+        for v in self.all_versions():
+            if v.version_id == version_id:
+                return v
+        raise VersionNotFound(f"version {version_id} is not in {self.warehouse.path}")
+
+    def head_documents(self) -> pa.Table:
+        """(doc_id, content_hash, n_tokens, n_unknown) of the latest published state."""
+        return self.con.execute(queries.HEAD_DOCUMENTS).to_arrow_table()
+
+    def head_chunks(self, doc_ids: list[str]) -> pa.Table:
+        self.con.register("ids", pa.table({"doc_id": pa.array(doc_ids, pa.string())}))
+        try:
+            return self.con.execute(queries.HEAD_CHUNKS_OF).to_arrow_table()
+        finally:
+            self.con.unregister("ids")
+
+    def known_hashes(self, fingerprint: str, text_hashes: list[str]) -> set[str]:
+        """Which of `text_hashes` already have a vector of model `fingerprint`."""
+        hashes = pa.table({"text_hash": pa.array(sorted(set(text_hashes)), pa.string())})
+        self.con.register("hashes", hashes)
+        try:
+            rows = self.con.execute(queries.KNOWN_HASHES, [fingerprint]).fetchall()
+        finally:
+            self.con.unregister("hashes")
+        return {r[0] for r in rows}
+
+
 class Warehouse:
     """Read access to one warehouse directory (and its catalog)."""
 
@@ -86,6 +133,15 @@ class Warehouse:
             yield con
         finally:
             con.close()
+
+    def exists(self) -> bool:
+        return self.catalog not in (None, "", "sqlite") or (self.path / "catalog.sqlite").exists()
+
+    @contextmanager
+    def session(self) -> Iterator[LakeSession]:
+        """Read-only access to the lake's latest state (what an ingest would compare with)."""
+        with self._reader() as con:
+            yield LakeSession(self, con)
 
     def versions(self) -> list[Version]:
         """Every version, oldest first."""

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from warehouse import queries
-from warehouse.errors import MixedModels, VersionNotFound
+from warehouse.errors import MixedModels
+from warehouse.faults import checkpoint
 from warehouse.lake import connect as lake_connect
 from warehouse.lock import writer_lock
-from warehouse.store import Version, Warehouse
+from warehouse.store import LakeSession, Version, Warehouse
 
 
 @dataclass(frozen=True)
@@ -56,43 +56,8 @@ class Changes:
     n_reused: int = 0
 
 
-class WarehouseWriter:
+class WarehouseWriter(LakeSession):
     """Write access, holding the warehouse lock for its lifetime."""
-
-    def __init__(self, warehouse: Warehouse, con: duckdb.DuckDBPyConnection) -> None:
-        self.warehouse = warehouse
-        self.con = con
-
-    def head_version(self) -> Version | None:
-        rows = queries.fetch_dicts(self.con, queries.ALL_VERSIONS)
-        return Version.from_row(rows[-1]) if rows else None
-
-    def active_version(self) -> Version | None:
-        rows = [r for r in queries.fetch_dicts(self.con, queries.ALL_VERSIONS)
-                if r["status"] == "active"]
-        return Version.from_row(rows[-1]) if rows else None
-
-    def head_documents(self) -> pa.Table:
-        """(doc_id, content_hash, n_tokens, n_unknown) of the latest published state."""
-        return self.con.execute(queries.HEAD_DOCUMENTS).to_arrow_table()
-
-    def head_chunks(self, doc_ids: list[str]) -> pa.Table:
-        ids = pa.table({"doc_id": pa.array(doc_ids, pa.string())})
-        self.con.register("ids", ids)
-        try:
-            return self.con.execute(queries.HEAD_CHUNKS_OF).to_arrow_table()
-        finally:
-            self.con.unregister("ids")
-
-    def known_hashes(self, fingerprint: str, text_hashes: list[str]) -> set[str]:
-        """Which of `text_hashes` already have a vector of model `fingerprint`."""
-        hashes = pa.table({"text_hash": pa.array(sorted(set(text_hashes)), pa.string())})
-        self.con.register("hashes", hashes)
-        try:
-            rows = self.con.execute(queries.KNOWN_HASHES, [fingerprint]).fetchall()
-        finally:
-            self.con.unregister("hashes")
-        return {r[0] for r in rows}
 
     def publish(self, draft: VersionDraft, changes: Changes) -> Version:
         """Commit `changes` as a new candidate version.
@@ -152,6 +117,7 @@ class WarehouseWriter:
             }
             con.register("new_version", pa.Table.from_pylist([row]))
             con.execute(queries.INSERT_VERSION)
+            checkpoint("publish")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -165,12 +131,6 @@ class WarehouseWriter:
             con.execute("UPDATE lake.versions SET lake_snapshot = ? WHERE version_id = ?",
                         [actual, row["version_id"]])
         return self._version(int(row["version_id"]))
-
-    def _version(self, version_id: int) -> Version:
-        for r in queries.fetch_dicts(self.con, queries.ALL_VERSIONS):
-            if r["version_id"] == version_id:
-                return Version.from_row(r)
-        raise VersionNotFound(f"version {version_id} is not in {self.warehouse.path}")
 
     def record_index(self, version_id: int, meta: dict[str, Any]) -> None:
         self.con.execute(queries.SET_INDEX_META, [json.dumps(meta), version_id])

@@ -1,0 +1,35 @@
+"""Shared helpers of the benchmarks: data location, result files, a chunked sample corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+DATA_DIR = Path(os.environ.get("EMBEDPIPE_DATA_DIR", ROOT.parent / "shared" / "data"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def scifact_corpus() -> Path | None:
+    path = DATA_DIR / "scifact" / "corpus.jsonl"
+    return path if path.exists() else None
+
+
+def write_result(name: str, result: dict) -> Path:
+    """Write `result` with the machine it was measured on to bench/results/<name>.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                           "platform": platform.platform()}, **result}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path

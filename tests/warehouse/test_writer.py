@@ -1,0 +1,104 @@
+"""Publishing versions: atomic, time-travelling, one model per version, one writer at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tasks.schema import CHUNKS, DOCUMENTS, QUARANTINE
+from tasks.store import vectors_table
+from warehouse.errors import MixedModels, NoActiveVersion, VersionNotFound, WarehouseLocked
+from warehouse.lock import writer_lock
+from warehouse.store import Warehouse
+from warehouse.writer import Changes, VersionDraft, open_writer
+
+FP = "model-a"
+
+
+def draft(fp: str = FP) -> VersionDraft:
+    return VersionDraft("m", "/models/m", fp, 3, {"max_tokens": 256}, "corpus")
+
+
+def docs(*ids: str, version: str = "1") -> pa.Table:
+    return pa.Table.from_pylist([
+        {"doc_id": d, "title": d, "text": f"text of {d} v{version}",
+         "content_hash": f"{d}{version}",
+         "source": "f", "row": i + 1, "n_tokens": 4, "n_unknown": 0}
+        for i, d in enumerate(ids)], schema=DOCUMENTS)
+
+
+def chunks_of(documents: pa.Table) -> pa.Table:
+    return pa.Table.from_pylist([
+        {"chunk_id": f"{r['doc_id']}#0", "doc_id": r["doc_id"], "seq": 0, "text": r["text"],
+         "text_hash": r["content_hash"], "char_start": 0, "char_end": len(r["text"]),
+         "n_tokens": 6} for r in documents.to_pylist()], schema=CHUNKS)
+
+
+def vectors_for(chunks: pa.Table, fp: str = FP) -> pa.Table:
+    hashes = chunks["text_hash"].to_pylist()
+    return vectors_table(fp, hashes, np.eye(3, dtype=np.float32)[[i % 3 for i in
+                                                                 range(len(hashes))]])
+
+
+def publish(wh: Warehouse, documents: pa.Table, drop: list[str], fp: str = FP, vectors=None):
+    chunks = chunks_of(documents)
+    with open_writer(wh) as w:
+        version = w.publish(draft(fp), Changes(documents, chunks, drop,
+                                               vectors if vectors is not None
+                                               else vectors_for(chunks, fp),
+                                               QUARANTINE.empty_table()))
+        return w.promote(version.version_id)
+
+
+def doc_ids(wh: Warehouse, version: int | None = None) -> list[str]:
+    con = wh.connect(version)
+    return sorted(r[0] for r in con.execute("SELECT doc_id FROM documents").fetchall())
+
+
+def test_versions_time_travel(tmp_path):
+    wh = Warehouse(tmp_path)
+    with open_writer(wh):  # creates an empty warehouse
+        pass
+    with pytest.raises(NoActiveVersion):
+        wh.version()
+    v1 = publish(wh, docs("a", "b", "c"), [])
+    v2 = publish(wh, docs("b", version="2"), ["b", "c"])  # edit b, delete c
+    assert (v1.version_id, v2.version_id, v2.parent_id) == (1, 2, 1)
+    assert doc_ids(wh, 1) == ["a", "b", "c"]
+    assert doc_ids(wh) == ["a", "b"]
+    statuses = {v.version_id: v.status for v in wh.versions()}
+    assert statuses == {1: "retired", 2: "active"}
+    # The vectors of a version are joined from the reuse table at that version's snapshot.
+    keys, vectors = wh.vectors(wh.version(1))
+    assert len(keys) == 3 and vectors.shape == (3, 3)
+    con = wh.connect(2)
+    text = con.execute("SELECT text FROM documents WHERE doc_id = 'b'").fetchone()[0]
+    assert text == "text of b v2"
+    dupes = con.execute("SELECT count(*) - count(DISTINCT chunk_id) FROM chunks").fetchone()[0]
+    assert dupes == 0
+    with pytest.raises(VersionNotFound, match="versions: 1, 2"):
+        wh.version(7)
+
+
+def test_a_version_cannot_mix_models(tmp_path):
+    wh = Warehouse(tmp_path)
+    publish(wh, docs("a"), [])
+    other = docs("x")
+    mixed = pa.concat_tables([vectors_for(chunks_of(other), FP),
+                              vectors_for(chunks_of(other), "model-b")])
+    with pytest.raises(MixedModels, match="one model"):
+        publish(wh, other, [], vectors=mixed)
+    # A version of model-b whose unchanged chunk "a" has only model-a vectors is refused too.
+    with pytest.raises(MixedModels, match="1 chunks have no vector of model model-b"):
+        publish(wh, other, [], fp="model-b")
+    assert doc_ids(wh) == ["a"] and [v.version_id for v in wh.versions()] == [1]
+
+
+def test_second_writer_is_told_who_holds_the_lock(tmp_path):
+    held = r"locked by another writer: pid \d+"
+    with writer_lock(tmp_path), pytest.raises(WarehouseLocked, match=held), \
+            writer_lock(tmp_path):
+        pass
+    with writer_lock(tmp_path):  # released after use
+        pass
