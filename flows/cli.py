@@ -31,30 +31,23 @@ from flows.cli_common import (
 
 
 def main() -> None:
-    """Console entry point: run the app, turning domain errors into one-line messages."""
-    import click
+    """Console entry point: run the app, turning domain errors into one-line messages.
 
+    Usage errors are click's (exit 2 with usage); anything else is a bug and keeps its traceback.
+    """
     from tasks.errors import EmbedpipeError
     from warehouse.errors import WarehouseError
 
     try:
-        app(standalone_mode=False)
+        app()
     except (EmbedpipeError, WarehouseError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
 
 
 def _quiet_prefect(verbose: bool) -> None:
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not verbose:  # our errors end as one line from main(); Prefect need not log them too
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     # Offline machines: the temporary API server must not try to phone home.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

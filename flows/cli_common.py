@@ -11,7 +11,7 @@ from rich.console import Console
 from flows.config import EmbedpipeConfig, load_config
 from warehouse.store import Warehouse
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Corpus in; versioned, evaluated, searchable embeddings out.")
 out = Console()
 err = Console(stderr=True)

@@ -26,7 +26,17 @@ from warehouse.writer import VersionDraft
 
 @flow(name="ingest-corpus")
 def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
-    """Ingest `source` into the configured warehouse and make it the active version."""
+    """Ingest `source` into the configured warehouse and make it the active version.
+
+    The writer lock is taken first, so a second ingest of the same warehouse fails (or waits,
+    with warehouse.lock_wait_seconds) before doing any work.
+    """
+    warehouse = Warehouse(config.warehouse.path, config.warehouse.catalog)
+    with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
+        return _ingest_locked(source, config, warehouse)
+
+
+def _ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse) -> IngestSummary:
     timer = StageTimer()
     with timer("load"):
         loaded = steps.load_documents(Path(source), config.source)
@@ -38,49 +48,45 @@ def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
                           f"({quarantine.num_rows} rejected); see the problems above")
     with timer("load_model"):
         embedder = load_embedder(config.embed)
-    warehouse = Warehouse(config.warehouse.path, config.warehouse.catalog)
     chunker = {**config.chunk.model_dump(), "max_seq_length": embedder.max_seq_length}
-    with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
-        with timer("plan"):
-            plan = steps.plan_ingest(warehouse, cleaned.documents, embedder.fingerprint, chunker)
-            checkpoint("plan")
-        summary = _summary(source, loaded.documents.num_rows + loaded.problems.num_rows,
-                           cleaned.documents.num_rows, quarantine, plan)
-        if plan.noop:
-            return summary.model_copy(update={"stage_seconds": timer.seconds})
-        with timer("tokenize"):
-            to_chunk = cleaned.documents.filter(pa.compute.is_in(
-                cleaned.documents["doc_id"], pa.array(plan.to_chunk, pa.string())))
-            documents = steps.tokenize_documents(to_chunk, embedder.tokenizer)
-        with timer("chunk"):
-            # cast: Prefect types a task call as "result or coroutine"; these tasks are sync.
-            chunks = cast(pa.Table, steps.chunk_documents(
-                documents, embedder.tokenizer, embedder.max_seq_length, config.chunk))
-        with timer("embed"):
-            vectors = cast(pa.Table, steps.embed_chunks(warehouse, chunks, embedder,
-                                                        config.embed))
-        draft = VersionDraft(embedder.name, getattr(embedder, "location", embedder.name),
-                             embedder.fingerprint, embedder.dimension, chunker,
-                             plan.corpus_fingerprint, message=f"ingest {source}")
-        with timer("store"):
-            version = steps.publish_version(warehouse, draft, documents, chunks, plan, vectors,
-                                            quarantine)
-        checkpoint("index")
-        with timer("index"):
-            report = steps.index_version(warehouse, version, config.index)
-        summary = summary.model_copy(update={
-            "status": "published", "version_id": version.version_id,
-            "chunks": version.n_chunks, "tokens": int(pa.compute.sum(chunks["n_tokens"]).as_py()
-                                                     or 0),
-            "vectors_embedded": vectors.num_rows,
-            "tokens_embedded": embedded_tokens(chunks, vectors),
-            "vectors_reused": chunks.num_rows - vectors.num_rows + plan.reused_chunks,
-            "index": {"ef": report.ef, "recall": report.recall, "m": report.m,
-                      "ef_construction": report.ef_construction},
-        })
-        checkpoint("promote")
-        with timer("promote"):
-            steps.promote_version(warehouse, version, summary.model_dump())
+    with timer("plan"):
+        plan = steps.plan_ingest(warehouse, cleaned.documents, embedder.fingerprint, chunker)
+    checkpoint("plan")
+    summary = _summary(source, loaded.documents.num_rows + loaded.problems.num_rows,
+                       cleaned.documents.num_rows, quarantine, plan)
+    if plan.noop:
+        return summary.model_copy(update={"stage_seconds": timer.seconds})
+    with timer("tokenize"):
+        to_chunk = cleaned.documents.filter(pa.compute.is_in(
+            cleaned.documents["doc_id"], pa.array(plan.to_chunk, pa.string())))
+        documents = steps.tokenize_documents(to_chunk, embedder.tokenizer)
+    with timer("chunk"):
+        # cast: Prefect types a task call as "result or coroutine"; these tasks are sync.
+        chunks = cast(pa.Table, steps.chunk_documents(
+            documents, embedder.tokenizer, embedder.max_seq_length, config.chunk))
+    with timer("embed"):
+        vectors = cast(pa.Table, steps.embed_chunks(warehouse, chunks, embedder, config.embed))
+    draft = VersionDraft(embedder.name, getattr(embedder, "location", embedder.name),
+                         embedder.fingerprint, embedder.dimension, chunker,
+                         plan.corpus_fingerprint, message=f"ingest {source}")
+    with timer("store"):
+        version = steps.publish_version(warehouse, draft, documents, chunks, plan, vectors,
+                                        quarantine)
+    checkpoint("index")
+    with timer("index"):
+        report = steps.index_version(warehouse, version, config.index)
+    summary = summary.model_copy(update={
+        "status": "published", "version_id": version.version_id, "chunks": version.n_chunks,
+        "tokens": int(pa.compute.sum(chunks["n_tokens"]).as_py() or 0),
+        "vectors_embedded": vectors.num_rows, "tokens_embedded": embedded_tokens(chunks, vectors),
+        "vectors_reused": chunks.num_rows - vectors.num_rows + plan.reused_chunks,
+        "index": {"ef": report.ef, "recall": report.recall, "m": report.m,
+                  "ef_construction": report.ef_construction},
+    })
+    checkpoint("promote")
+    with timer("promote"):
+        recorded = summary.model_copy(update={"stage_seconds": dict(timer.seconds)})
+        steps.promote_version(warehouse, version, recorded.model_dump())
     return summary.model_copy(update={"stage_seconds": timer.seconds})
 
 

@@ -71,6 +71,9 @@ def search_vector(warehouse: Warehouse, version: Version, vector: np.ndarray, k:
             continue
         seen.add(row["doc_id"])
         text = " ".join(row["text"].split())
+        title = row["title"] or ""
+        if title and text.startswith(title):  # the first chunk repeats the title
+            text = text[len(title):].lstrip(" .:-—")
         snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
         hits.append(SearchHit(len(hits) + 1, round(float(score), 4), row["doc_id"], row["title"],
                               row["chunk_id"], snippet, version.version_id))

@@ -114,7 +114,9 @@ def connect(directory: Path, catalog: str | None = None, read_only: bool = False
         data_path.mkdir(parents=True, exist_ok=True)
     # Writers never inline rows into the catalog: vectors and chunk text belong in Parquet,
     # and an inlined catalog grows every reader's metadata scan.
-    options = "DATA_PATH " + sql_literal(f"{data_path}/") + (
+    # OVERRIDE_DATA_PATH: the data lives wherever the warehouse directory is now, so a copied or
+    # moved warehouse (or a shared one mounted elsewhere) opens; file paths are stored relative.
+    options = "DATA_PATH " + sql_literal(f"{data_path}/") + ", OVERRIDE_DATA_PATH true" + (
         ", READ_ONLY" if read_only else ", DATA_INLINING_ROW_LIMIT 0")
     try:
         # ATTACH takes no bound parameters; both strings are quoted literals.
