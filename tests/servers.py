@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,3 +72,57 @@ def prefect_server(home: Path, startup_timeout: float = 90.0) -> Iterator[str]:
     finally:
         stop(proc)
         log.close()
+
+
+def postgres_bindir() -> Path | None:
+    """Directory of PostgreSQL's server binaries (Debian keeps them off PATH), or None."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; CI runs as root, a developer usually does not.
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@contextmanager
+def postgres_server(directory: Path, startup_timeout: float = 60.0) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1; yields `postgresql://postgres@host:port`."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise FileNotFoundError("PostgreSQL server binaries not found under /usr/lib/postgresql "
+                                "(apt-get install postgresql)")
+    data = directory / "pgdata"
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-A", "trust",
+                                      "-U", "postgres", "--no-sync"]),
+                   check=True, capture_output=True, timeout=120)
+    port = free_port()
+    log = (directory / "postgres.log").open("w")
+    proc = subprocess.Popen(_as_postgres_user([
+        str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(directory),
+        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ready() -> bool:
+        return subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                              capture_output=True).returncode == 0
+
+    try:
+        wait_until(ready, startup_timeout, "postgres", proc)
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        stop(proc)
+        log.close()
+
+
+def create_database(url: str, name: str) -> str:
+    """CREATE DATABASE `name` on the server at `url`; returns the database's URL."""
+    host_port = url.rsplit("@", 1)[1]
+    host, port = host_port.split(":")
+    subprocess.run(["psql", "-h", host, "-p", port, "-U", "postgres", "-v", "ON_ERROR_STOP=1",
+                    "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True,
+                   timeout=60)
+    return f"{url}/{name}"

@@ -56,8 +56,8 @@ def doc_ids(wh: Warehouse, version: int | None = None) -> list[str]:
     return sorted(r[0] for r in con.execute("SELECT doc_id FROM documents").fetchall())
 
 
-def test_versions_time_travel(tmp_path):
-    wh = Warehouse(tmp_path)
+def test_versions_time_travel(tmp_path, catalog):
+    wh = Warehouse(tmp_path, catalog)
     with open_writer(wh):  # creates an empty warehouse
         pass
     with pytest.raises(NoActiveVersion):
@@ -81,8 +81,8 @@ def test_versions_time_travel(tmp_path):
         wh.version(7)
 
 
-def test_a_version_cannot_mix_models(tmp_path):
-    wh = Warehouse(tmp_path)
+def test_a_version_cannot_mix_models(tmp_path, catalog):
+    wh = Warehouse(tmp_path, catalog)
     publish(wh, docs("a"), [])
     other = docs("x")
     mixed = pa.concat_tables([vectors_for(chunks_of(other), FP),
