@@ -177,6 +177,37 @@ def search(
     out.print(table)
 
 
+@app.command()
+def evaluate(
+    version: Annotated[int | None, typer.Option(help="version (default: active)")] = None,
+    beir: Annotated[Path | None, typer.Option(help="BEIR directory (queries + qrels)")] = None,
+    split: Annotated[str | None, typer.Option(help="qrels split of the BEIR set")] = None,
+    sts: Annotated[Path | None, typer.Option(help="STS-format pairs file")] = None,
+    warehouse: WarehouseOpt = None,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect logs")] = False,
+) -> None:
+    """Score a version (health, and retrieval/STS on the given sets) into quality_metrics."""
+    cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog,
+                                 "evaluate.beir": beir, "evaluate.beir_split": split,
+                                 "evaluate.sts": sts})
+    _quiet_prefect(verbose)
+    from flows.evaluate import evaluate_version
+
+    rows = evaluate_version(cfg, version)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("evaluator", "metric", "value", "better", title="quality")
+    for r in rows:
+        better = {True: "higher", False: "lower", None: ""}[r["greater_is_better"]]
+        table.add_row(r["evaluator"], r["metric"] + (" *" if r["is_primary"] else ""),
+                      f"{r['value']:.4f}", better)
+    out.print(table)
+
+
 @app.command("demo-corpus")
 def demo_corpus(
     out_file: Annotated[Path, typer.Argument(help="JSONL file to write")],

@@ -55,23 +55,34 @@ def diff(a: VersionArg, b: VersionArg, warehouse: WarehouseOpt = None,
         out.print("the two versions use different models: every vector differs")
 
 
-def _move_active(version: int, warehouse, catalog, config, wait: float, verb: str) -> None:
+def _move_active(version: int, warehouse, catalog, config, wait: float, verb: str,
+                 force: bool = False) -> None:
     from tasks.store import load_version_index
+    from warehouse.errors import WarehouseError
     from warehouse.writer import open_writer
 
     wh = open_warehouse(warehouse, catalog, config)
     target = wh.version(version)
+    if target.status in ("rejected", "expired") and not force:
+        reason = target.gate.get("reason", "") if target.status == "rejected" else "expired"
+        raise WarehouseError(f"version {version} is {target.status} ({reason}); "
+                             "pass --force to promote it anyway")
     load_version_index(wh, target)  # refuse to point search at a version without its index
     with open_writer(wh, wait) as writer:
+        if force and target.status == "rejected":
+            writer.record_gate(version, {**target.gate, "forced": True,
+                                         "forced_from_status": target.status})
         writer.promote(version)
-    out.print(f"{verb} version {version}: it is now active")
+    out.print(f"{verb} version {version}: it is now active" + (" (forced)" if force else ""))
 
 
 @app.command()
 def promote(version: VersionArg, warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
-            config: ConfigOpt = None, wait: WaitOpt = 0.0) -> None:
+            config: ConfigOpt = None, wait: WaitOpt = 0.0,
+            force: Annotated[bool, typer.Option(help="promote even a rejected version")] = False
+            ) -> None:
     """Make VERSION the active version (instant: moves a pointer, copies no data)."""
-    _move_active(version, warehouse, catalog, config, wait, "promoted")
+    _move_active(version, warehouse, catalog, config, wait, "promoted", force)
 
 
 @app.command()
@@ -114,6 +125,40 @@ def gc(keep: Annotated[int, typer.Option(min=0, help="newest versions to keep")]
     with open_writer(open_warehouse(warehouse, catalog, config), wait) as writer:
         expired = collect_garbage(writer, keep)
     out.print(f"expired versions: {', '.join(map(str, expired)) or 'none'}")
+
+
+@app.command()
+def compare(a: VersionArg, b: VersionArg, warehouse: WarehouseOpt = None,
+            catalog: CatalogOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False
+            ) -> None:
+    """Metrics of versions A and B side by side, with B - A."""
+    wh = open_warehouse(warehouse, catalog, config)
+    wh.version(a), wh.version(b)
+    left = {(r["evaluator"], r["metric"]): r for r in wh.metrics(a)}
+    right = {(r["evaluator"], r["metric"]): r for r in wh.metrics(b)}
+    rows = []
+    for key in sorted(set(left) | set(right)):
+        va = left[key]["value"] if key in left else None
+        vb = right[key]["value"] if key in right else None
+        direction = (left.get(key) or right.get(key) or {}).get("greater_is_better")
+        rows.append({"evaluator": key[0], "metric": key[1], "a": va, "b": vb,
+                     "delta": None if va is None or vb is None else vb - va,
+                     "greater_is_better": direction})
+    if as_json:
+        print(json.dumps({"a": a, "b": b, "metrics": rows}))
+        return
+    table = Table("evaluator", "metric", f"v{a}", f"v{b}", "delta", title=f"compare {a} and {b}")
+    for r in rows:
+        delta = "" if r["delta"] is None else f"{r['delta']:+.4f}"
+        if r["delta"] and r["greater_is_better"] is not None:
+            better = (r["delta"] > 0) == r["greater_is_better"]
+            delta = f"[{'green' if better else 'red'}]{delta}[/]"
+        table.add_row(r["evaluator"], r["metric"], _fmt(r["a"]), _fmt(r["b"]), delta)
+    out.print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 @app.command()

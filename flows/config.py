@@ -22,8 +22,10 @@ from tasks.chunk import ChunkConfig
 from tasks.clean import CleanConfig
 from tasks.embed import EmbedConfig
 from tasks.errors import EmbedpipeError
+from tasks.gate import GateConfig
 from tasks.index import IndexConfig
 from tasks.load import SourceConfig
+from tasks.quality import EvaluateConfig
 
 DEFAULT_WAREHOUSE = Path(".embedpipe") / "warehouse"
 CONFIG_FILE = Path("embedpipe.toml")
@@ -55,6 +57,8 @@ class EmbedpipeConfig(BaseModel):
     chunk: ChunkConfig = ChunkConfig()
     embed: EmbedConfig = EmbedConfig()
     index: IndexConfig = IndexConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    gate: GateConfig = GateConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
 
 

@@ -64,6 +64,7 @@ def summary_table(s: IngestSummary) -> Table:
         ("vectors reused", s.vectors_reused),
         ("index", ", ".join(f"{k}={v}" for k, v in s.index.items()) or "-"),
         ("seconds per stage", ", ".join(f"{k} {v:.1f}" for k, v in s.stage_seconds.items())),
+        ("quality gate", s.gate or "-"),
         ("version", s.version_id if s.version_id is not None else "-"),
     ]
     for name, value in rows:

@@ -16,7 +16,8 @@ from tasks.schema import DUPLICATE_REASONS
 
 class IngestSummary(BaseModel):
     source: str
-    status: str  # "published" | "unchanged"
+    status: str  # "published" | "rejected" (by the quality gate) | "unchanged"
+    gate: str = ""  # the gate's reason
     version_id: int | None
     input_documents: int
     kept: int

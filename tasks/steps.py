@@ -6,6 +6,8 @@ import Prefect. Tasks take whole tables (batches), never single documents.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -13,10 +15,15 @@ from uuid import UUID
 import numpy as np
 import pyarrow as pa
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NONE
 
-from tasks import chunk, clean, embed, load, store, tokenize
+from tasks import chunk, clean, embed, load, quality, store, tokenize
+from tasks.gate import GateConfig, GateDecision
 from tasks.index import IndexConfig, IndexReport
 from tasks.progress import report
 from warehouse.store import Version, Warehouse
@@ -87,8 +94,41 @@ def index_version(warehouse: Warehouse, version: Version, config: IndexConfig,
     return report_
 
 
-@task(name="promote-version", cache_policy=NONE)
-def promote_version(warehouse: Warehouse, version: Version, summary: dict[str, Any]) -> Version:
+def artifact_key(warehouse: Warehouse, kind: str) -> str:
+    """A Prefect artifact key per warehouse, so the UI shows each warehouse's history."""
+    digest = hashlib.sha1(str(warehouse.path.resolve()).encode()).hexdigest()[:12]
+    return f"embedpipe-{kind}-{digest}"
+
+
+@task(name="evaluate-version", cache_policy=NONE)
+def evaluate_version(warehouse: Warehouse, version: Version, embedder: embed.Embedder,
+                     config: quality.EvaluateConfig, batch_size: int) -> list[dict[str, Any]]:
+    """Score `version`, store the metrics in the lake and publish them as a table artifact."""
+    with warehouse.session() as session:
+        active = session.active_version()
+    evaluations = quality.evaluate_version(warehouse, version, embedder, config, batch_size,
+                                           active)
+    rows = quality.metric_rows(evaluations)
     with open_writer(warehouse, lock=False) as writer:
+        writer.record_metrics(version.version_id, rows)
+    create_table_artifact(
+        key=artifact_key(warehouse, "quality"),
+        table=[{"version": version.version_id, **row} for row in rows],
+        description=f"Quality of version {version.version_id} of {warehouse.path}")
+    return rows
+
+
+@task(name="gate-and-promote", cache_policy=NONE)
+def gate_and_promote(warehouse: Warehouse, version: Version, config: GateConfig,
+                     summary: dict[str, Any]) -> GateDecision:
+    """Promote `version` if the gate passes; otherwise keep it as `rejected`, with the reason."""
+    with open_writer(warehouse, lock=False) as writer:
+        decision = quality.gate_version(warehouse, version, writer.active_version(), config)
         writer.record_summary(version.version_id, summary)
-        return writer.promote(version.version_id)
+        writer.record_gate(version.version_id, {**asdict(decision),
+                                                "reason": decision.reason()})
+        if decision.passed:
+            writer.promote(version.version_id)
+        else:
+            writer.set_status(version.version_id, "rejected")
+    return decision

@@ -46,6 +46,12 @@ SET_STATUS = "UPDATE lake.versions SET status = ? WHERE version_id = ?"
 RETIRE_ACTIVE = "UPDATE lake.versions SET status = 'retired' WHERE status = 'active'"
 SET_INDEX_META = "UPDATE lake.versions SET index_meta = ? WHERE version_id = ?"
 SET_SUMMARY = "UPDATE lake.versions SET summary = ? WHERE version_id = ?"
+SET_GATE = "UPDATE lake.versions SET gate = ? WHERE version_id = ?"
+INSERT_METRICS = "INSERT INTO lake.quality_metrics BY NAME SELECT * FROM new_metrics"
+DELETE_METRICS = "DELETE FROM lake.quality_metrics WHERE version_id = ? AND evaluator = ?"
+VERSION_METRICS = """
+    SELECT evaluator, metric, value, greater_is_better, is_primary, created_at
+    FROM lake.quality_metrics WHERE version_id = ? ORDER BY evaluator, metric"""
 SET_PINNED = "UPDATE lake.versions SET pinned = ? WHERE version_id = ?"
 
 
@@ -92,6 +98,11 @@ def chunks_by_keys(snapshot: int) -> str:
         FROM lake.chunks c {_at(snapshot)}
         JOIN lake.documents d {_at(snapshot)} USING (doc_id)
         WHERE list_contains(?, c.chunk_key)"""
+
+
+def chunk_map(snapshot: int) -> str:
+    return (f"SELECT chunk_key, chunk_id, doc_id, text_hash FROM lake.chunks {_at(snapshot)} "
+            "ORDER BY chunk_key")
 
 
 def documents_state(snapshot: int) -> str:

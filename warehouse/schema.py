@@ -23,10 +23,10 @@ TABLES: dict[str, str] = {
         chunker_config VARCHAR, corpus_fingerprint VARCHAR, lake_snapshot BIGINT,
         n_documents BIGINT, n_chunks BIGINT, n_embedded BIGINT, n_reused BIGINT,
         n_quarantined BIGINT, max_chunk_key BIGINT, created_at TIMESTAMP, message VARCHAR,
-        summary VARCHAR, index_meta VARCHAR""",
+        summary VARCHAR, index_meta VARCHAR, gate VARCHAR""",
     "quality_metrics": """
         version_id BIGINT, evaluator VARCHAR, metric VARCHAR, value DOUBLE,
-        created_at TIMESTAMP""",
+        greater_is_better BOOLEAN, is_primary BOOLEAN, created_at TIMESTAMP""",
 }
 
 VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")

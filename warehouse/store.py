@@ -52,11 +52,12 @@ class Version:
     message: str | None
     summary: dict[str, Any]
     index_meta: dict[str, Any]
+    gate: dict[str, Any]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Version:
         parsed = dict(row)
-        for key in ("chunker_config", "summary", "index_meta"):
+        for key in ("chunker_config", "summary", "index_meta", "gate"):
             parsed[key] = json.loads(row[key]) if row[key] else {}
         return cls(**parsed)
 
@@ -197,6 +198,16 @@ class Warehouse:
             rows = queries.fetch_dicts(con, queries.chunks_by_keys(int(version.lake_snapshot)),
                                        [keys])
         return {int(r["chunk_key"]): r for r in rows}
+
+    def chunk_map(self, version: Version) -> pa.Table:
+        """(chunk_key, chunk_id, doc_id, text_hash) of every chunk of `version`."""
+        with self._reader() as con:
+            return con.execute(queries.chunk_map(int(version.lake_snapshot))).to_arrow_table()
+
+    def metrics(self, version_id: int) -> list[dict[str, Any]]:
+        """The quality_metrics rows of one version."""
+        with self._reader() as con:
+            return queries.fetch_dicts(con, queries.VERSION_METRICS, [version_id])
 
     def documents_state(self, version: Version) -> pa.Table:
         """(doc_id, content_hash) of every document of `version`."""

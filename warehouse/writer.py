@@ -113,7 +113,7 @@ class WarehouseWriter(LakeSession):
                 "max_chunk_key": max(int(last_key), int(last_key) + chunks.num_rows),
                 "created_at": datetime.now(UTC).replace(tzinfo=None),
                 "message": draft.message, "summary": json.dumps(draft.summary, default=str),
-                "index_meta": None,
+                "index_meta": None, "gate": None,
             }
             con.register("new_version", pa.Table.from_pylist([row]))
             con.execute(queries.INSERT_VERSION)
@@ -138,6 +138,30 @@ class WarehouseWriter(LakeSession):
     def record_summary(self, version_id: int, summary: dict[str, Any]) -> None:
         self.con.execute(queries.SET_SUMMARY, [json.dumps(summary, default=str), version_id])
 
+    def record_metrics(self, version_id: int, rows: list[dict[str, Any]]) -> None:
+        """Replace the version's metrics of each evaluator in `rows` with `rows`.
+
+        Rows: evaluator, metric, value, greater_is_better (None: informational), is_primary.
+        """
+        now = datetime.now(UTC).replace(tzinfo=None)
+        table = pa.Table.from_pylist([{"version_id": version_id, **r, "created_at": now}
+                                      for r in rows], schema=_METRICS_SCHEMA)
+        self.con.execute("BEGIN")
+        try:
+            for evaluator in sorted({r["evaluator"] for r in rows}):
+                self.con.execute(queries.DELETE_METRICS, [version_id, evaluator])
+            self.con.register("new_metrics", table)
+            self.con.execute(queries.INSERT_METRICS)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("new_metrics")
+
+    def record_gate(self, version_id: int, decision: dict[str, Any]) -> None:
+        self.con.execute(queries.SET_GATE, [json.dumps(decision, default=str), version_id])
+
     def set_status(self, version_id: int, status: str) -> None:
         self._version(version_id)
         self.con.execute(queries.SET_STATUS, [status, version_id])
@@ -158,6 +182,13 @@ class WarehouseWriter(LakeSession):
     def delete_orphaned_files(self) -> None:
         """Remove data files no snapshot references (left by a writer killed mid-commit)."""
         self.con.execute("CALL ducklake_delete_orphaned_files('lake', cleanup_all => true)")
+
+
+_METRICS_SCHEMA = pa.schema([
+    ("version_id", pa.int64()), ("evaluator", pa.string()), ("metric", pa.string()),
+    ("value", pa.float64()), ("greater_is_better", pa.bool_()), ("is_primary", pa.bool_()),
+    ("created_at", pa.timestamp("us")),
+])
 
 
 def _with_keys(chunks: pa.Table, first_key: int) -> pa.Table:
