@@ -18,10 +18,12 @@ import numpy as np
 from tasks.index import AnnIndex, ExactIndex, recall_at_k
 
 # Which way is better, per metric; metrics not listed are informational and never gated.
+# ANN recall is not gated: each index is tuned to reach index.target_recall at build time, and
+# its self-query recall moves with the corpus, not with the quality of the vectors.
 DIRECTIONS: dict[str, bool] = {
     "ndcg@10": True, "recall@100": True, "mrr@10": True,
     "spearman": True, "pearson": True,
-    "ann_recall@10": True, "nan_vectors": False, "zero_vectors": False,
+    "nan_vectors": False, "zero_vectors": False,
 }
 
 
@@ -117,8 +119,9 @@ def evaluate_health(vectors: np.ndarray, index: AnnIndex, labels: np.ndarray,
         "anisotropy": round(mean_pairwise_cosine(vectors[take]), 6),
     }
     if n:
-        queries = vectors[take[: min(200, len(take))]]
-        truth, _ = ExactIndex(vectors, labels).query(queries, min(k, n))
+        finite_vectors = np.nan_to_num(vectors)  # a NaN row must not poison exact search
+        queries = finite_vectors[take[: min(200, len(take))]]
+        truth, _ = ExactIndex(finite_vectors, labels).query(queries, min(k, n))
         metrics["ann_recall@10"] = round(recall_at_k(index.query(queries, min(k, n))[0], truth), 6)
     if overlap is not None:
         metrics["neighbour_overlap@10"] = round(overlap, 6)

@@ -23,7 +23,7 @@ class GateConfig(BaseModel):
     default_tolerance: float = Field(0.005, ge=0)
     # Keys: "metric" or "evaluator:metric" (e.g. "ndcg@10", "retrieval:scifact/test:ndcg@10").
     tolerances: dict[str, float] = Field(default_factory=lambda: {
-        "nan_vectors": 0.0, "zero_vectors": 0.0, "ann_recall@10": 0.01})
+        "nan_vectors": 0.0, "zero_vectors": 0.0})
 
 
 @dataclass(frozen=True)
