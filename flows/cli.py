@@ -8,7 +8,6 @@ Domain errors become one line on stderr and exit code 2; nothing else is caught.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows import cli_admin  # noqa: F401 - registers the version commands on `app`
+from flows import cli_admin, cli_monitor  # noqa: F401 - register their commands on `app`
 from flows.cli_common import (
     CatalogOpt,
     ConfigOpt,
@@ -27,6 +26,7 @@ from flows.cli_common import (
     make_config,
     open_warehouse,
     out,
+    quiet_prefect,
 )
 
 
@@ -43,13 +43,6 @@ def main() -> None:
     except (EmbedpipeError, WarehouseError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-
-
-def _quiet_prefect(verbose: bool) -> None:
-    if not verbose:  # our errors end as one line from main(); Prefect need not log them too
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
-    # Offline machines: the temporary API server must not try to phone home.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _ingest_flags(warehouse, catalog, model, chunk_tokens, overlap_tokens, batch_size, id_field,
@@ -93,7 +86,7 @@ def ingest(
                                               wait))
     if not source.exists():
         raise SourceError(f"{source}: no such file or directory")
-    _quiet_prefect(verbose)
+    quiet_prefect(verbose)
     from flows.ingest import ingest_corpus
     from flows.render import print_problems, progress_bars, summary_table
 
@@ -193,7 +186,7 @@ def evaluate(
     cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog,
                                  "evaluate.beir": beir, "evaluate.beir_split": split,
                                  "evaluate.sts": sts})
-    _quiet_prefect(verbose)
+    quiet_prefect(verbose)
     from flows.evaluate import evaluate_version
 
     rows = evaluate_version(cfg, version)

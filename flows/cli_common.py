@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,3 +37,8 @@ def open_warehouse(warehouse: Path | None, catalog: str | None, config: Path | N
     return Warehouse(cfg.warehouse.path, cfg.warehouse.catalog)
 
 
+def quiet_prefect(verbose: bool) -> None:
+    """Prefect logs only on --verbose; offline, its API server must not phone home."""
+    if not verbose:  # our errors end as one line from main(); Prefect need not log them too
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tasks.chunk import ChunkConfig
 from tasks.clean import CleanConfig
+from tasks.drift import DriftConfig
 from tasks.embed import EmbedConfig
 from tasks.errors import EmbedpipeError
+from tasks.finetune import RetrainConfig
 from tasks.gate import GateConfig
 from tasks.index import IndexConfig
 from tasks.load import SourceConfig
@@ -59,6 +61,8 @@ class EmbedpipeConfig(BaseModel):
     index: IndexConfig = IndexConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     gate: GateConfig = GateConfig()
+    drift: DriftConfig = DriftConfig()
+    retrain: RetrainConfig = RetrainConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
 
 

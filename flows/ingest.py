@@ -36,10 +36,12 @@ def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
     """
     warehouse = Warehouse(config.warehouse.path, config.warehouse.catalog)
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
-        return _ingest_locked(source, config, warehouse)
+        return ingest_locked(source, config, warehouse)
 
 
-def _ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse) -> IngestSummary:
+def ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse,
+                  message: str | None = None) -> IngestSummary:
+    """The ingest itself, for callers that already hold the writer lock (ingest, retrain)."""
     timer = StageTimer()
     with timer("load"):
         loaded = steps.load_documents(Path(source), config.source)
@@ -71,7 +73,7 @@ def _ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse) -
         vectors = cast(pa.Table, steps.embed_chunks(warehouse, chunks, embedder, config.embed))
     draft = VersionDraft(embedder.name, getattr(embedder, "location", embedder.name),
                          embedder.fingerprint, embedder.dimension, chunker,
-                         plan.corpus_fingerprint, message=f"ingest {source}")
+                         plan.corpus_fingerprint, message=message or f"ingest {source}")
     with timer("store"):
         version = steps.publish_version(warehouse, draft, documents, chunks, plan, vectors,
                                         quarantine)

@@ -20,6 +20,9 @@ class GateConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
+    # Retrained models must beat the active version on a labelled primary metric, not merely
+    # stay within tolerance of it.
+    require_improvement: bool = False
     default_tolerance: float = Field(0.005, ge=0)
     # Keys: "metric" or "evaluator:metric" (e.g. "ndcg@10", "retrieval:scifact/test:ndcg@10").
     tolerances: dict[str, float] = Field(default_factory=lambda: {
@@ -35,7 +38,8 @@ class GateDecision:
     def reason(self) -> str:
         if self.passed:
             return f"passed ({self.compared} metrics compared)"
-        return "; ".join(f"{f['evaluator']} {f['metric']}: {f['candidate']:.4f} vs active "
+        return "; ".join(f["note"] if "note" in f else
+                         f"{f['evaluator']} {f['metric']}: {f['candidate']:.4f} vs active "
                          f"{f['active']:.4f} (tolerance {f['tolerance']})"
                          for f in self.failures)
 

@@ -114,5 +114,31 @@ def gate_version(warehouse: Warehouse, candidate: Version, active: Version | Non
     """The gate's decision for `candidate` against the active version (passes if none)."""
     if active is None or active.version_id == candidate.version_id:
         return GateDecision(True, 0)
-    return decide(metric_map(warehouse.metrics(candidate.version_id)),
-                  metric_map(warehouse.metrics(active.version_id)), config)
+    new_rows, old_rows = warehouse.metrics(candidate.version_id), warehouse.metrics(
+        active.version_id)
+    decision = decide(metric_map(new_rows), metric_map(old_rows), config)
+    if config.require_improvement and decision.passed:
+        return _require_improvement(new_rows, old_rows, decision)
+    return decision
+
+
+def _require_improvement(new_rows: list[dict[str, Any]], old_rows: list[dict[str, Any]],
+                         decision: GateDecision) -> GateDecision:
+    """Fail unless every shared labelled primary metric strictly improved."""
+    old = {(r["evaluator"], r["metric"]): r for r in old_rows if r["is_primary"]}
+    shared = [(r, old[(r["evaluator"], r["metric"])]) for r in new_rows
+              if r["is_primary"] and r["evaluator"] != "health"
+              and (r["evaluator"], r["metric"]) in old]
+    if not shared:
+        return GateDecision(False, decision.compared, [{
+            "evaluator": "-", "metric": "labelled primary metric",
+            "note": "no labelled evaluation set shared with the active version: improvement "
+                    "cannot be shown (set evaluate.beir or evaluate.sts)"}])
+    failures = [{"evaluator": n["evaluator"], "metric": n["metric"], "candidate": n["value"],
+                 "active": o["value"], "tolerance": 0.0,
+                 "note": f"{n['evaluator']} {n['metric']}: {n['value']:.4f} does not improve on "
+                         f"the active {o['value']:.4f} (required for a retrained model)"}
+                for n, o in shared
+                if not (n["value"] > o["value"] if n["greater_is_better"]
+                        else n["value"] < o["value"])]
+    return GateDecision(not failures, decision.compared, failures)

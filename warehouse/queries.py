@@ -52,6 +52,11 @@ DELETE_METRICS = "DELETE FROM lake.quality_metrics WHERE version_id = ? AND eval
 VERSION_METRICS = """
     SELECT evaluator, metric, value, greater_is_better, is_primary, created_at
     FROM lake.quality_metrics WHERE version_id = ? ORDER BY evaluator, metric"""
+INSERT_DRIFT = "INSERT INTO lake.drift_metrics BY NAME SELECT * FROM new_drift"
+DRIFT_ALARMS = """
+    SELECT check_id, any_value(alarm) AS alarm, max(checked_at) AS checked_at
+    FROM lake.drift_metrics WHERE version_id = ? AND kind = ?
+    GROUP BY check_id ORDER BY checked_at DESC LIMIT ?"""
 SET_PINNED = "UPDATE lake.versions SET pinned = ? WHERE version_id = ?"
 
 
@@ -67,6 +72,13 @@ def versioned_view(table: str, snapshot: int, version_id: int) -> str:
         return (f"CREATE TEMP VIEW quarantine AS SELECT * EXCLUDE (version_id) FROM "
                 f"lake.quarantine WHERE version_id = {int(version_id)}")
     return f"CREATE TEMP VIEW {table} AS SELECT * FROM lake.{table} {_at(snapshot)}"
+
+
+def current_view(table: str) -> str:
+    """A temp view named `table` showing its current state (not versioned)."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; valid: {sorted(TABLES)}")
+    return f"CREATE TEMP VIEW {table} AS SELECT * FROM lake.{table}"
 
 
 def embeddings_view(snapshot: int, fingerprint: str, dimension: int) -> str:

@@ -27,9 +27,14 @@ TABLES: dict[str, str] = {
     "quality_metrics": """
         version_id BIGINT, evaluator VARCHAR, metric VARCHAR, value DOUBLE,
         greater_is_better BOOLEAN, is_primary BOOLEAN, created_at TIMESTAMP""",
+    "drift_metrics": """
+        check_id VARCHAR, version_id BIGINT, checked_at TIMESTAMP, kind VARCHAR, source VARCHAR,
+        n_reference BIGINT, n_current BIGINT, metric VARCHAR, value DOUBLE, alarm BOOLEAN,
+        drifted BOOLEAN""",
 }
 
 VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")
 
 # Views a `sql` session gets, resolved at one version's snapshot.
 VERSIONED_TABLES = ("documents", "chunks", "quarantine")
+UNVERSIONED_VIEWS = ("versions", "quality_metrics", "drift_metrics")

@@ -24,7 +24,7 @@ import pyarrow as pa
 from warehouse import queries
 from warehouse.errors import NoActiveVersion, VersionNotFound
 from warehouse.lake import connect as lake_connect
-from warehouse.schema import VERSIONED_TABLES
+from warehouse.schema import UNVERSIONED_VIEWS, VERSIONED_TABLES
 
 
 @dataclass(frozen=True)
@@ -181,8 +181,8 @@ class Warehouse:
         for table in VERSIONED_TABLES:
             con.execute(queries.versioned_view(table, snap, v.version_id))
         con.execute(queries.embeddings_view(snap, v.model_fingerprint, int(v.dimension)))
-        con.execute("CREATE TEMP VIEW versions AS SELECT * FROM lake.versions")
-        con.execute("CREATE TEMP VIEW quality_metrics AS SELECT * FROM lake.quality_metrics")
+        for table in UNVERSIONED_VIEWS:
+            con.execute(queries.current_view(table))
         return con
 
     def vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
@@ -203,6 +203,12 @@ class Warehouse:
         """(chunk_key, chunk_id, doc_id, text_hash) of every chunk of `version`."""
         with self._reader() as con:
             return con.execute(queries.chunk_map(int(version.lake_snapshot))).to_arrow_table()
+
+    def recent_alarms(self, version_id: int, kind: str, limit: int) -> list[bool]:
+        """Alarms of the last `limit` drift checks of one kind on `version_id`, oldest first."""
+        with self._reader() as con:
+            rows = con.execute(queries.DRIFT_ALARMS, [version_id, kind, limit]).fetchall()
+        return [bool(r[1]) for r in reversed(rows)]
 
     def metrics(self, version_id: int) -> list[dict[str, Any]]:
         """The quality_metrics rows of one version."""

@@ -159,6 +159,14 @@ class WarehouseWriter(LakeSession):
         finally:
             self.con.unregister("new_metrics")
 
+    def record_drift(self, rows: list[dict[str, Any]]) -> None:
+        """Append one drift check (one row per statistic) to `drift_metrics`."""
+        self.con.register("new_drift", pa.Table.from_pylist(rows, schema=_DRIFT_SCHEMA))
+        try:
+            self.con.execute(queries.INSERT_DRIFT)
+        finally:
+            self.con.unregister("new_drift")
+
     def record_gate(self, version_id: int, decision: dict[str, Any]) -> None:
         self.con.execute(queries.SET_GATE, [json.dumps(decision, default=str), version_id])
 
@@ -188,6 +196,14 @@ _METRICS_SCHEMA = pa.schema([
     ("version_id", pa.int64()), ("evaluator", pa.string()), ("metric", pa.string()),
     ("value", pa.float64()), ("greater_is_better", pa.bool_()), ("is_primary", pa.bool_()),
     ("created_at", pa.timestamp("us")),
+])
+
+
+_DRIFT_SCHEMA = pa.schema([
+    ("check_id", pa.string()), ("version_id", pa.int64()), ("checked_at", pa.timestamp("us")),
+    ("kind", pa.string()), ("source", pa.string()), ("n_reference", pa.int64()),
+    ("n_current", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
+    ("alarm", pa.bool_()), ("drifted", pa.bool_()),
 ])
 
 

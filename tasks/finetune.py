@@ -1,0 +1,106 @@
+"""Fine-tune a copy of a model on pairs mined from the corpus, with in-batch negatives.
+
+Input: documents (`doc_id`, `title`, `text`) and their chunks; output: training pairs, then a
+saved SentenceTransformer directory. Pairs need no labels: a title and its document's first
+chunk, and neighbouring chunks of one document, are about the same thing; every other pair in a
+batch serves as a negative (MultipleNegativesRankingLoss).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RetrainConfig(BaseModel):
+    """What a retrain does and how long it may take."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Literal["finetune", "reembed"] = "finetune"
+    max_steps: int = Field(20, ge=1)
+    max_seconds: float = Field(900.0, gt=0)  # training stops at the first step past this
+    batch_size: int = Field(16, ge=2)  # in-batch negatives: batch_size - 1 per pair
+    learning_rate: float = Field(2e-5, gt=0)
+    max_pairs: int = Field(5000, ge=2)
+    max_seq_length: int = Field(128, ge=16)  # training truncation; short keeps CPU steps cheap
+    seed: int = 0
+
+
+def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int
+               ) -> list[tuple[str, str]]:
+    """(anchor, positive) pairs: title -> first chunk, and chunk i -> chunk i+1 of a document.
+
+    >>> docs = pa.table({"doc_id": ["d"], "title": ["T"], "text": ["T\\n\\nA. B."]})
+    >>> chunks = pa.table({"doc_id": ["d", "d"], "seq": [0, 1], "text": ["T A.", "B."]})
+    >>> mine_pairs(docs, chunks, 10, 0)
+    [('T', 'T A.'), ('T A.', 'B.')]
+    """
+    by_doc: dict[str, list[tuple[int, str]]] = {}
+    for doc_id, seq, text in zip(chunks["doc_id"].to_pylist(), chunks["seq"].to_pylist(),
+                                 chunks["text"].to_pylist(), strict=True):
+        by_doc.setdefault(doc_id, []).append((seq, text))
+    pairs: list[tuple[str, str]] = []
+    titles = dict(zip(documents["doc_id"].to_pylist(), documents["title"].to_pylist(),
+                      strict=True))
+    for doc_id in sorted(by_doc):
+        ordered = [text for _, text in sorted(by_doc[doc_id])]
+        title = titles.get(doc_id)
+        if title and ordered and ordered[0] != title:
+            pairs.append((title, ordered[0]))
+        pairs.extend(zip(ordered, ordered[1:], strict=False))
+    if len(pairs) > max_pairs:
+        pairs = sorted(random.Random(seed).sample(pairs, max_pairs))
+    return pairs
+
+
+def finetune(model_location: str, pairs: list[tuple[str, str]], config: RetrainConfig,
+             output_dir: Path) -> dict[str, Any]:
+    """Train a copy of `model_location` on `pairs`; save it to `output_dir`.
+
+    Returns training facts (steps, seconds, loss) for the record.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from transformers import TrainerCallback
+
+    model = SentenceTransformer(model_location, device="cpu")
+    original_length = model.max_seq_length
+    model.max_seq_length = min(model.max_seq_length or config.max_seq_length,
+                               config.max_seq_length)
+    dataset = Dataset.from_dict({"anchor": [a for a, _ in pairs],
+                                 "positive": [p for _, p in pairs]})
+    started = time.monotonic()
+
+    class TimeBudget(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if time.monotonic() - started > config.max_seconds:
+                control.should_training_stop = True
+            return control
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir / "_trainer"), max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        warmup_steps=0, seed=config.seed, report_to=[], save_strategy="no",
+        logging_steps=max(1, config.max_steps // 5), use_cpu=True, disable_tqdm=True,
+        dataloader_drop_last=True)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+                                         loss=MultipleNegativesRankingLoss(model),
+                                         callbacks=[TimeBudget()])
+    result = trainer.train()
+    model.max_seq_length = original_length  # the saved model keeps its inference limit
+    model.save(str(output_dir))
+    return {"steps": int(result.global_step), "train_loss": float(result.training_loss),
+            "seconds": round(time.monotonic() - started, 1), "pairs": len(pairs)}

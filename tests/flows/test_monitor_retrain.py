@@ -1,0 +1,115 @@
+"""Drift → retrain with the real model on small corpora, inside Prefect.
+
+Reference: 150 stdlib docstrings (real text made at run time). Drifted batch: cooking notes, a
+different domain. The retrain fine-tunes for two steps; with no labelled set the gate cannot see
+an improvement and must reject, leaving the active version and its index as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from flows.config import load_config
+from flows.demo import stdlib_docstrings
+from tasks.embed import EmbedConfig, load_embedder
+from tasks.store import load_version_index
+from tests.conftest import write_jsonl
+from warehouse.store import open as open_warehouse
+
+pytestmark = pytest.mark.slow
+FOODS = ["bread", "butter", "garlic", "onion", "tomato", "basil", "lentils", "rice", "saffron",
+         "lemon", "honey", "ginger", "chickpeas", "yogurt", "cumin", "spinach", "mushrooms"]
+STEPS = ["simmer", "roast", "whisk", "knead", "fold", "sear", "braise", "toast", "marinate"]
+
+
+def cooking_notes(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    notes = []
+    for i in range(n):
+        foods = rng.sample(FOODS, 4)
+        notes.append({"_id": f"recipe-{i}", "title": f"Recipe {i}",
+                      "text": f"{rng.choice(STEPS).capitalize()} the {foods[0]} with "
+                              f"{foods[1]} for {rng.randint(5, 50)} minutes, then "
+                              f"{rng.choice(STEPS)} {foods[2]} and serve with {foods[3]}. "
+                              f"Season to taste; it serves {rng.randint(2, 8)}."})
+    return notes
+
+
+@pytest.fixture(scope="module")
+def setup(prefect_harness, tmp_path_factory):
+    from flows.ingest import ingest_corpus
+
+    root = tmp_path_factory.mktemp("drift")
+    docs = stdlib_docstrings(limit=400)
+    random.Random(1).shuffle(docs)
+    reference = write_jsonl(root / "reference.jsonl", docs[:150])
+    same = write_jsonl(root / "same.jsonl", docs[150:230])
+    drifted = write_jsonl(root / "drifted.jsonl", cooking_notes(80))
+    config = load_config(overrides={
+        "warehouse.path": root / "wh", "drift.permutations": 200,
+        "retrain.max_steps": 2, "retrain.batch_size": 8, "retrain.max_seq_length": 64},
+        environ={})
+    assert ingest_corpus(str(reference), config).version_id == 1
+    return config, same, drifted
+
+
+def test_same_distribution_raises_no_alarm(setup):
+    from flows.monitor import monitor_drift
+
+    config, same, _ = setup
+    report = monitor_drift(config, str(same))
+    assert not report.alarm and not report.drifted
+    assert report.statistics["mmd_p_value"] > 0.01
+
+
+def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
+    from flows.monitor import monitor_drift
+
+    config, _, drifted = setup
+    wh = open_warehouse(config.warehouse.path)
+    before = wh.version()
+    report = monitor_drift(config, str(drifted), retrain_on_drift=True)
+    assert report.drifted and report.statistics["mmd_p_value"] < 0.01
+    assert report.statistics["classifier_auc"] > 0.9
+
+    con = wh.connect()
+    recorded = dict(con.execute("SELECT metric, value FROM drift_metrics WHERE check_id = ?",
+                                [report.check_id]).fetchall())
+    assert recorded["mmd_p_value"] == report.statistics["mmd_p_value"]
+    assert con.execute("SELECT bool_and(drifted) FROM drift_metrics WHERE check_id = ?",
+                       [report.check_id]).fetchone()[0] is True
+
+    retrain = report.retrain
+    assert retrain is not None and retrain["strategy"] == "finetune"
+    assert retrain["training"]["steps"] == 2
+    assert retrain["status"] == "rejected" and "improvement cannot be shown" in retrain["gate"]
+    # The rejected candidate is on record; the active version and its index are untouched.
+    candidate = wh.version(retrain["candidate_version"])
+    assert candidate.status == "rejected" and candidate.message.startswith("retrain (finetune)")
+    assert wh.version().version_id == before.version_id
+    load_version_index(wh, wh.version())
+    # The fine-tuned model lives in the warehouse and loads by path, offline.
+    model_dir = config.warehouse.path / "models" / retrain["training"]["fingerprint"]
+    assert str(model_dir) == candidate.model_location
+    reloaded = load_embedder(EmbedConfig(model=str(model_dir)))
+    assert reloaded.fingerprint == candidate.model_fingerprint != before.model_fingerprint
+    assert reloaded.max_seq_length == 256
+
+
+def test_reembed_strategy_is_promoted_through_the_gate(setup, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    config, _, drifted = setup
+    result = CliRunner().invoke(app, ["retrain", str(drifted), "--strategy", "reembed",
+                                      "--json", "--warehouse", str(config.warehouse.path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    wh = open_warehouse(config.warehouse.path)
+    assert report["status"] == "published" and wh.version().version_id == \
+        report["candidate_version"]
+    assert wh.version().n_documents == 80
