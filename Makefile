@@ -35,6 +35,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+serve: $(STAMP)
+	$(EP) serve
+
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows import cli_admin, cli_monitor  # noqa: F401 - register their commands on `app`
+from flows import cli_admin, cli_monitor, cli_server  # noqa: F401 - register their commands
 from flows.cli_common import (
     CatalogOpt,
     ConfigOpt,

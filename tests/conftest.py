@@ -75,3 +75,12 @@ def topic_corpus(tmp_path: Path) -> Path:
     records.append({"_id": "blank", "title": "", "text": "   "})
     records.append('{"_id": "broken", "text": ')  # line 13: not JSON
     return write_jsonl(tmp_path / "corpus.jsonl", records)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """A real Prefect server for tests that run `embedpipe` in subprocesses (URL of its API)."""
+    from tests.servers import prefect_server
+
+    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as url:
+        yield url

@@ -1,0 +1,67 @@
+"""Serve embedpipe's deployments: `python -m deployments.serve` (what `embedpipe serve` runs).
+
+- ingest   (ingest-corpus/ingest): cron, nightly by default
+- monitor  (monitor-drift/monitor): cron, hourly by default
+- retrain  (retrain/retrain): triggered by `embedpipe.drift.detected` from this warehouse
+- evaluate (evaluate-version/evaluate): on demand
+Every deployment's parameters carry the full typed config, so a run uses exactly the settings
+that were served; `embedpipe trigger NAME --param k=v` overrides single values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import serve
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.schedules import Cron
+
+from deployments.settings import DeploymentSettings, load_settings
+from flows.config import EmbedpipeConfig, load_config
+from flows.evaluate import evaluate_version
+from flows.ingest import ingest_corpus
+from flows.monitor import DRIFT_EVENT, monitor_drift, warehouse_resource
+from flows.retrain import retrain
+from warehouse.store import Warehouse
+
+# The retrain source is the drifted corpus batch; a query-log drift retrains on the lake's corpus.
+RETRAIN_SOURCE = ("{% if event.payload.kind == 'corpus' %}{{ event.payload.source }}"
+                  "{% endif %}")
+
+
+def _cron(expression: str | None, timezone: str) -> list[Any]:
+    return [Cron(expression, timezone=timezone)] if expression else []
+
+
+def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig) -> list[Any]:
+    cfg: dict[str, Any] = config.model_dump(mode="json")
+    resource = warehouse_resource(Warehouse(config.warehouse.path, config.warehouse.catalog))
+    drift_trigger = DeploymentEventTrigger(
+        name="retrain-on-drift", expect={DRIFT_EVENT},
+        match={"prefect.resource.id": resource["prefect.resource.id"]},
+        parameters={"config": cfg, "source": RETRAIN_SOURCE})
+    return [
+        ingest_corpus.to_deployment(
+            name="ingest", schedules=_cron(settings.ingest_cron, settings.timezone),
+            parameters={"source": settings.ingest_source, "config": cfg},
+            description="Ingest the corpus into a new version (nightly)."),
+        monitor_drift.to_deployment(
+            name="monitor", schedules=_cron(settings.monitor_cron, settings.timezone),
+            parameters={"config": cfg, "source": settings.monitor_source,
+                        "kind": settings.monitor_kind},
+            description="Check new data for drift against the active version (hourly)."),
+        retrain.to_deployment(
+            name="retrain", triggers=[drift_trigger], parameters={"config": cfg},
+            description="Retrain and re-embed; promoted only through the quality gate."),
+        evaluate_version.to_deployment(
+            name="evaluate", parameters={"config": cfg},
+            description="Score a version on demand."),
+    ]
+
+
+def main() -> None:
+    serve(*build_deployments(load_settings(), load_config()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Deployment settings: schedules and sources per environment, from `environments.toml`.
+
+`EMBEDPIPE_ENV` picks the table (default "default"); `EMBEDPIPE_DEPLOY_<KEY>` overrides a key;
+`EMBEDPIPE_DEPLOYMENTS_FILE` points at another file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+DEFAULT_FILE = Path(__file__).with_name("environments.toml")
+
+
+class DeploymentSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ingest_source: str
+    ingest_cron: str | None = "0 2 * * *"
+    monitor_source: str
+    monitor_kind: Literal["corpus", "queries"] = "corpus"
+    monitor_cron: str | None = "0 * * * *"
+    timezone: str = "UTC"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> DeploymentSettings:
+    environ = os.environ if environ is None else environ
+    path = Path(environ.get("EMBEDPIPE_DEPLOYMENTS_FILE", DEFAULT_FILE))
+    tables = tomllib.loads(path.read_text())
+    name = environ.get("EMBEDPIPE_ENV", "default")
+    if name not in tables:
+        raise ValueError(f"environment {name!r} is not in {path}; valid: {sorted(tables)}")
+    values = {**tables.get("default", {}), **tables[name]}
+    for key in DeploymentSettings.model_fields:
+        if f"EMBEDPIPE_DEPLOY_{key.upper()}" in environ:
+            values[key] = environ[f"EMBEDPIPE_DEPLOY_{key.upper()}"] or None
+    return DeploymentSettings.model_validate(values)
