@@ -19,7 +19,7 @@ from prefect.schedules import Cron
 from deployments.settings import DeploymentSettings, load_settings
 from flows.config import EmbedpipeConfig, load_config
 from flows.evaluate import evaluate_version
-from flows.ingest import ingest_corpus
+from flows.ingest import ingest_flow_for
 from flows.monitor import DRIFT_EVENT, monitor_drift, warehouse_resource
 from flows.retrain import retrain
 from warehouse.store import Warehouse
@@ -41,7 +41,7 @@ def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig) -> 
         match={"prefect.resource.id": resource["prefect.resource.id"]},
         parameters={"config": cfg, "source": RETRAIN_SOURCE})
     return [
-        ingest_corpus.to_deployment(
+        ingest_flow_for(config).to_deployment(
             name="ingest", schedules=_cron(settings.ingest_cron, settings.timezone),
             parameters={"source": settings.ingest_source, "config": cfg},
             description="Ingest the corpus into a new version (nightly)."),

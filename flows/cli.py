@@ -87,11 +87,11 @@ def ingest(
     if not source.exists():
         raise SourceError(f"{source}: no such file or directory")
     quiet_prefect(verbose)
-    from flows.ingest import ingest_corpus
+    from flows.ingest import ingest_flow_for
     from flows.render import print_problems, progress_bars, summary_table
 
     with progress_bars(enabled=not as_json):
-        summary = ingest_corpus(str(source), cfg)
+        summary = ingest_flow_for(cfg)(str(source), cfg)
     print_problems(err, summary.problems, summary.quarantined)
     if as_json:
         print(summary.model_dump_json())

@@ -7,11 +7,11 @@ to promotion, so two ingests never interleave; an identical re-run publishes not
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
-from prefect import flow
+from prefect import Flow, flow
 
 from flows.config import EmbedpipeConfig
 from flows.summary import IngestSummary, StageTimer, rejection_counts
@@ -37,6 +37,16 @@ def ingest_corpus(source: str, config: EmbedpipeConfig) -> IngestSummary:
     warehouse = Warehouse(config.warehouse.path, config.warehouse.catalog)
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
         return ingest_locked(source, config, warehouse)
+
+
+def ingest_flow_for(config: EmbedpipeConfig) -> Flow[..., IngestSummary]:
+    """The ingest flow with the task runner the config asks for (Dask when an address is set)."""
+    if not config.embed.dask_address:
+        return ingest_corpus
+    from prefect_dask import DaskTaskRunner
+
+    runner: Any = DaskTaskRunner(address=config.embed.dask_address)  # a TaskRunner subclass
+    return ingest_corpus.with_options(task_runner=runner)
 
 
 def ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse,
@@ -70,7 +80,12 @@ def ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse,
         chunks = cast(pa.Table, steps.chunk_documents(
             documents, embedder.tokenizer, embedder.max_seq_length, config.chunk))
     with timer("embed"):
-        vectors = cast(pa.Table, steps.embed_chunks(warehouse, chunks, embedder, config.embed))
+        if config.embed.dask_address:
+            vectors = steps.embed_chunks_on_cluster(warehouse, chunks, embedder.fingerprint,
+                                                    config.embed, plan.corpus_fingerprint)
+        else:
+            vectors = cast(pa.Table, steps.embed_chunks(warehouse, chunks, embedder,
+                                                        config.embed))
     draft = VersionDraft(embedder.name, getattr(embedder, "location", embedder.name),
                          embedder.fingerprint, embedder.dimension, chunker,
                          plan.corpus_fingerprint, message=message or f"ingest {source}")

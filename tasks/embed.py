@@ -41,6 +41,10 @@ class EmbedConfig(BaseModel):
     # 64 x 256 tokens keeps a CPU's caches busy without padding waste: texts are length-sorted.
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
+    # A Dask scheduler ("tcp://host:8786"): embedding shards run on its workers through
+    # prefect-dask. None embeds in the flow's own process.
+    dask_address: str | None = None
+    shard_size: int = Field(2048, ge=1)  # chunk texts per Dask task
 
 
 class Embedder(Protocol):

@@ -7,6 +7,7 @@ import Prefect. Tasks take whole tables (batches), never single documents.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +23,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NONE
 
-from tasks import chunk, clean, embed, load, quality, store, tokenize
+from tasks import chunk, clean, distributed, embed, load, quality, store, tokenize
 from tasks.gate import GateConfig, GateDecision
 from tasks.index import IndexConfig, IndexReport
 from tasks.progress import report
@@ -75,6 +76,31 @@ def embed_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Embedde
     report("embed", 0, len(texts))
     vectors = embed.embed_texts(texts, embedder, config.batch_size, on_progress)
     return store.vectors_table(embedder.fingerprint, hashes, vectors)
+
+
+@task(name="embed-shard", cache_policy=NONE, retries=2)
+def embed_shard(hashes: list[str], texts: list[str], config: embed.EmbedConfig,
+                fingerprint: str, part: Path) -> str:
+    # Retries: a worker lost mid-shard is the one transient failure of this stage.
+    return distributed.embed_shard(hashes, texts, config, fingerprint, part)
+
+
+def embed_chunks_on_cluster(warehouse: Warehouse, chunks: pa.Table, fingerprint: str,
+                            config: embed.EmbedConfig, run_id: str) -> pa.Table:
+    """`embed_chunks` spread over the flow's Dask task runner, one task per shard."""
+    with open_writer(warehouse, lock=False) as writer:
+        hashes, texts = store.missing_vectors(writer, chunks, fingerprint)
+    staging = warehouse.path / "staging" / run_id
+    step = config.shard_size
+    futures = [embed_shard.submit(hashes[i:i + step], texts[i:i + step], config, fingerprint,
+                                  staging / f"part-{i // step:05d}.parquet")
+               for i in range(0, len(hashes), step)]
+    parts = [f.result() for f in futures]
+    for done, _ in enumerate(parts, start=1):
+        report("embed", min(done * step, len(hashes)), len(hashes))
+    vectors = distributed.read_parts(parts)
+    shutil.rmtree(staging, ignore_errors=True)
+    return vectors
 
 
 @task(name="publish-version", cache_policy=NONE)
