@@ -109,6 +109,9 @@ class SentenceTransformerEmbedder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # the CLI draws its own bars
+        # Chunking tokenizes whole documents on purpose (to split them); the "longer than the
+        # maximum sequence length" warning that would print is about a model call never made.
+        transformers_logging.set_verbosity_error()
 
         try:
             self.model = SentenceTransformer(location, device=config.device,
@@ -145,7 +148,9 @@ class HashEmbedder:
 
     def __init__(self, dimension: int = 64, seed: int = 0) -> None:
         from transformers import AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.set_verbosity_error()  # see SentenceTransformerEmbedder
         self.name = "hash"
         self.dimension = dimension
         self.seed = seed
