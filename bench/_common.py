@@ -33,3 +33,13 @@ def write_result(name: str, result: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+def first_lines(source: Path, limit: int, work: Path) -> Path:
+    """`source` itself, or a copy of its first `limit` lines (limit 0: the whole file)."""
+    if not limit:
+        return source
+    subset = work / source.name
+    with source.open(encoding="utf-8") as handle:
+        subset.write_text("".join(line for _, line in zip(range(limit), handle, strict=False)))
+    return subset

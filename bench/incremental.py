@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import scifact_corpus, write_result
+from _common import first_lines, scifact_corpus, write_result
 
 from flows.config import load_config
 from flows.ingest import ingest_corpus
@@ -47,10 +47,7 @@ def main() -> None:
         print("skipped: SciFact not found (set EMBEDPIPE_DATA_DIR)")
         return
     work = Path(tempfile.mkdtemp(prefix="embedpipe-bench-"))
-    if args.limit:
-        subset = work / "corpus.jsonl"
-        subset.write_text("".join(source.read_text().splitlines(keepends=True)[: args.limit]))
-        source = subset
+    source = first_lines(source, args.limit, work)
     edited = work / "edited.jsonl"
     n_edited = edited_copy(source, edited, args.edit_share)
     config = load_config(overrides={"warehouse.path": work / "wh"}, environ={})

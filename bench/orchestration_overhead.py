@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-from _common import scifact_corpus, write_result
+from _common import first_lines, scifact_corpus, write_result
 
 from flows.config import EmbedpipeConfig, load_config
 from flows.ingest import ingest_corpus
@@ -61,10 +61,7 @@ def main() -> None:
         print("skipped: SciFact not found (set EMBEDPIPE_DATA_DIR)")
         return
     work = Path(tempfile.mkdtemp(prefix="embedpipe-overhead-"))
-    if args.limit:
-        subset = work / "corpus.jsonl"
-        subset.write_text("".join(source.read_text().splitlines(keepends=True)[: args.limit]))
-        source = subset
+    source = first_lines(source, args.limit, work)
     warm = work / "warm.jsonl"
     warm.write_text(json.dumps({"_id": "w", "text": "warm up the Prefect API server"}) + "\n")
     ingest_corpus(str(warm), load_config(overrides={"warehouse.path": work / "warm",

@@ -34,7 +34,8 @@ class ServerError(EmbedpipeError):
     """The Prefect server or a deployment run could not be reached or failed."""
 
 
-def _healthy(api_url: str) -> bool:
+def api_healthy(api_url: str) -> bool:
+    """Does the Prefect API at `api_url` answer its health check?"""
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
             return response.status == 200
@@ -42,13 +43,15 @@ def _healthy(api_url: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM a process started with start_new_session, its children too; SIGKILL after 20 s."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 @app.command()
@@ -67,7 +70,7 @@ def serve(
                 [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                  str(port)], env=env, start_new_session=True))
             deadline = time.monotonic() + startup_timeout
-            while not _healthy(api_url):
+            while not api_healthy(api_url):
                 if time.monotonic() > deadline or children[0].poll() is not None:
                     raise ServerError(f"Prefect server on 127.0.0.1:{port} did not become "
                                       f"healthy within {startup_timeout:.0f} s")
@@ -82,7 +85,7 @@ def serve(
         out.print("stopping")
     finally:
         for child in reversed(children):
-            _stop(child)
+            stop_process_group(child)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from flows.cli_server import api_healthy, stop_process_group
 
 BIN = Path(sys.executable).parent
 
@@ -34,26 +34,6 @@ def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None =
     raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a process group started with start_new_session, escalating to SIGKILL."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @contextmanager
 def prefect_server(home: Path, startup_timeout: float = 90.0) -> Iterator[str]:
     """A `prefect server start` on 127.0.0.1 with its own SQLite database; yields the API URL."""
@@ -67,10 +47,10 @@ def prefect_server(home: Path, startup_timeout: float = 90.0) -> Iterator[str]:
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
     try:
-        wait_until(lambda: _healthy(url), startup_timeout, "prefect server", proc)
+        wait_until(lambda: api_healthy(url), startup_timeout, "prefect server", proc)
         yield url
     finally:
-        stop(proc)
+        stop_process_group(proc)
         log.close()
 
 
@@ -114,7 +94,7 @@ def postgres_server(directory: Path, startup_timeout: float = 60.0) -> Iterator[
         wait_until(ready, startup_timeout, "postgres", proc)
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        stop(proc)
+        stop_process_group(proc)
         log.close()
 
 

@@ -20,7 +20,7 @@ import pytest
 from flows.demo import stdlib_docstrings
 from tests.conftest import write_jsonl
 from tests.flows.test_monitor_retrain import cooking_notes
-from tests.servers import wait_until
+from tests.servers import stop_process_group, wait_until
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -46,13 +46,7 @@ def served(prefect_api, tmp_path_factory):
                    "served deployments", proc)
         yield env, root
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_group(proc)
         log.close()
         _assert_group_gone(proc.pid)
 
