@@ -129,14 +129,37 @@ def connect(directory: Path, catalog: str | None = None, read_only: bool = False
     return con
 
 
+def _columns(ddl: str) -> list[tuple[str, str]]:
+    """(name, type) pairs of a TABLES entry; names may be double-quoted."""
+    pairs = []
+    for column in ddl.split(","):
+        name, _, sql_type = column.strip().partition(" ")
+        pairs.append((name.strip('"'), sql_type.strip()))
+    return pairs
+
+
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    existing = {row[0] for row in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'lake'"
-    ).fetchall()}
-    missing = [name for name in TABLES if name not in existing]
-    if not missing:
+    """Create missing tables and add missing columns (DuckLake schema evolution), atomically.
+
+    A warehouse written by an older embedpipe gains the new columns as NULLs; nothing is
+    rewritten.
+    """
+    existing: dict[str, set[str]] = {}
+    for table, column in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_catalog = 'lake'").fetchall():
+        existing.setdefault(table, set()).add(column)
+    statements = []
+    for name, ddl in TABLES.items():  # fixed names and types from schema.py
+        if name not in existing:
+            statements.append("CREATE TABLE lake." + name + " (" + ddl + ")")
+            continue
+        for column, sql_type in _columns(ddl):
+            if column not in existing[name]:
+                statements.append(f'ALTER TABLE lake.{name} ADD COLUMN "{column}" {sql_type}')
+    if not statements:
         return
     con.execute("BEGIN")
-    for name in missing:
-        con.execute("CREATE TABLE lake." + name + " (" + TABLES[name] + ")")  # fixed names
+    for statement in statements:
+        con.execute(statement)
     con.execute("COMMIT")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,10 @@ class Version:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Version:
-        parsed = dict(row)
+        # .get: a warehouse from an older embedpipe lacks columns until its next writer adds them
+        parsed: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
         for key in ("chunker_config", "summary", "index_meta", "gate"):
-            parsed[key] = json.loads(row[key]) if row[key] else {}
+            parsed[key] = json.loads(parsed[key]) if parsed[key] else {}
         return cls(**parsed)
 
     def as_dict(self) -> dict[str, Any]:
