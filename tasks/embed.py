@@ -119,7 +119,9 @@ class SentenceTransformerEmbedder:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load model {config.model!r} from {location}: {exc}") from exc
         self.name = config.model
-        self.location = location
+        # Where to load it again: the bundled default by its name (site-packages moves with every
+        # new environment), anything else by the path or hub name it was loaded from.
+        self.location = config.model if config.model in _DEFAULT_ALIASES else location
         self.tokenizer = self.model.tokenizer
         self.max_seq_length = int(self.model.max_seq_length or 0)
         self.dimension = int(self.model.get_embedding_dimension() or 0)

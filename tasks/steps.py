@@ -22,6 +22,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NONE
+from prefect.futures import as_completed
 
 from tasks import chunk, clean, distributed, embed, load, quality, store, tokenize
 from tasks.gate import GateConfig, GateDecision
@@ -95,10 +96,10 @@ def embed_chunks_on_cluster(warehouse: Warehouse, chunks: pa.Table, fingerprint:
     futures = [embed_shard.submit(hashes[i:i + step], texts[i:i + step], config, fingerprint,
                                   staging / f"part-{i // step:05d}.parquet")
                for i in range(0, len(hashes), step)]
-    parts = [f.result() for f in futures]
-    for done, _ in enumerate(parts, start=1):
+    report("embed", 0, len(hashes))
+    for done, _ in enumerate(as_completed(futures), start=1):
         report("embed", min(done * step, len(hashes)), len(hashes))
-    vectors = distributed.read_parts(parts)
+    vectors = distributed.read_parts([f.result() for f in futures])  # in shard order
     shutil.rmtree(staging, ignore_errors=True)
     return vectors
 
