@@ -44,14 +44,19 @@ class IngestPlan:
     reused_chunks: int  # chunks of unchanged documents kept as they are
 
 
-def plan_ingest(writer: LakeSession, documents: pa.Table, model_fingerprint: str,
+def plan_ingest(session: LakeSession, documents: pa.Table, model_fingerprint: str,
                 chunker_config: dict[str, Any]) -> IngestPlan:
-    """Compare `documents` with the lake. Pure reads; writes nothing."""
+    """Compare `documents` with the lake. Pure reads; writes nothing.
+
+    Chunks of unchanged documents are kept only when the latest published state was chunked
+    with the same model (tokenizer) and chunker config; otherwise every document is re-chunked
+    (and its vectors still reused where a chunk's text is unchanged).
+    """
     fingerprint = corpus_fingerprint(documents)
-    active, head = writer.active_version(), writer.head_version()
+    active, head = session.active_version(), session.head_version()
     same_setup = head is not None and head.model_fingerprint == model_fingerprint \
         and head.chunker_config == chunker_config
-    head_docs = writer.head_documents()
+    head_docs = session.head_documents()
     new_ids = documents["doc_id"].to_pylist()
     if same_setup:
         head_diff = diff_documents(head_docs, documents)
@@ -60,11 +65,11 @@ def plan_ingest(writer: LakeSession, documents: pa.Table, model_fingerprint: str
         kept = set(head_diff.unchanged)
     else:  # another model or chunker: every document is chunked anew (vectors still reused)
         to_chunk, drop, kept = list(new_ids), head_docs["doc_id"].to_pylist(), set()
-    diff = diff_documents(_documents_at(writer.warehouse, active), documents)
+    diff = diff_documents(_documents_at(session.warehouse, active), documents)
     noop = (active is not None and active.corpus_fingerprint == fingerprint
             and active.model_fingerprint == model_fingerprint
             and active.chunker_config == chunker_config)
-    reused = writer.head_chunks(sorted(kept)).num_rows if kept else 0
+    reused = session.head_chunks(sorted(kept)).num_rows if kept else 0
     return IngestPlan(diff, sorted(to_chunk), sorted(drop), fingerprint, noop,
                       active.version_id if active else None, reused)
 
@@ -76,11 +81,11 @@ def _documents_at(warehouse: Warehouse, version: Version | None) -> pa.Table:
     return warehouse.documents_state(version)
 
 
-def missing_vectors(writer: LakeSession, chunks: pa.Table, model_fingerprint: str
+def missing_vectors(session: LakeSession, chunks: pa.Table, model_fingerprint: str
                     ) -> tuple[list[str], list[str]]:
     """(hashes to embed, texts to embed): one per distinct chunk text without a vector yet."""
     hashes = chunks["text_hash"].to_pylist()
-    known = writer.known_hashes(model_fingerprint, hashes)
+    known = session.known_hashes(model_fingerprint, hashes)
     todo: dict[str, str] = {}
     for h, text in zip(hashes, chunks["text"].to_pylist(), strict=True):
         if h not in known and h not in todo:
