@@ -88,6 +88,10 @@ def test_kill_9_leaves_the_active_version_intact_and_rerun_completes(base, point
                    "--warehouse", str(wh_path)], env)
         assert sql.returncode == 0, sql.stderr
         assert json.loads(sql.stdout) == {"n": 20}
+        hit = run(["search", text(19), "-k", "1", "--json", "--warehouse", str(wh_path)], env)
+        assert hit.returncode == 0, hit.stderr
+        first = json.loads(hit.stdout.splitlines()[0])
+        assert (first["doc_id"], first["version_id"]) == ("doc19", 1)  # deleted in B, not yet
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert_intact(wh_path, env)
