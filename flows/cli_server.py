@@ -60,6 +60,9 @@ def serve(
     startup_timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = 90,
 ) -> None:
     """Start a Prefect server on 127.0.0.1 (or use PREFECT_API_URL) and serve the deployments."""
+    # Ctrl-C and `kill` (SIGTERM) both stop the children: they run in their own sessions.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     children: list[subprocess.Popen] = []
     try:
