@@ -17,6 +17,8 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.embed import resolve_model
+
 
 class RetrainConfig(BaseModel):
     """What a retrain does and how long it may take."""
@@ -76,7 +78,7 @@ def finetune(model_location: str, pairs: list[tuple[str, str]], config: RetrainC
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
-    model = SentenceTransformer(model_location, device="cpu")
+    model = SentenceTransformer(resolve_model(model_location), device="cpu")
     original_length = model.max_seq_length
     model.max_seq_length = min(model.max_seq_length or config.max_seq_length,
                                config.max_seq_length)
