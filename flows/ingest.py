@@ -20,6 +20,7 @@ from tasks.embed import Embedder, load_embedder
 from tasks.errors import EmptyCorpus
 from tasks.evalsets import load_beir
 from tasks.quality import query_vectors
+from tasks.schema import DUPLICATE_REASONS
 from tasks.store import embedded_tokens
 from warehouse.faults import checkpoint
 from warehouse.lock import writer_lock
@@ -128,7 +129,7 @@ def _summary(source: str, n_input: int, n_kept: int, quarantine: pa.Table, plan)
     exact, near, others = rejection_counts(quarantine)
     counts = plan.diff.counts()
     problems = quarantine.filter(pa.compute.invert(pa.compute.is_in(
-        quarantine["reason"], pa.array(["exact_duplicate", "near_duplicate"])))).slice(0, 20)
+        quarantine["reason"], pa.array(DUPLICATE_REASONS)))).slice(0, 20)
     return IngestSummary(
         source=source, status="unchanged", version_id=plan.active_version,
         input_documents=n_input, kept=n_kept, exact_duplicates=exact, near_duplicates=near,

@@ -48,8 +48,7 @@ class IngestSummary(BaseModel):
 def rejection_counts(quarantine: pa.Table) -> tuple[int, int, dict[str, int]]:
     """(exact duplicates, near duplicates, other rejections by reason)."""
     reasons = Counter(quarantine["reason"].to_pylist())
-    exact, near = reasons.pop("exact_duplicate", 0), reasons.pop("near_duplicate", 0)
-    assert set(DUPLICATE_REASONS) == {"exact_duplicate", "near_duplicate"}
+    exact, near = (reasons.pop(reason, 0) for reason in DUPLICATE_REASONS)
     return exact, near, dict(sorted(reasons.items()))
 
 
