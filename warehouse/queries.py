@@ -13,6 +13,7 @@ import duckdb
 
 from warehouse.schema import TABLES
 
+LAKE_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'lake'"
 ALL_VERSIONS = "SELECT * FROM lake.versions ORDER BY version_id"
 MAX_VERSION = """
     SELECT coalesce(max(version_id), 0), coalesce(max(max_chunk_key), 0) FROM lake.versions"""

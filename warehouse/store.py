@@ -182,8 +182,10 @@ class Warehouse:
         for table in VERSIONED_TABLES:
             con.execute(queries.versioned_view(table, snap, v.version_id))
         con.execute(queries.embeddings_view(snap, v.model_fingerprint, int(v.dimension)))
+        present = _tables(con)  # an older warehouse may lack tables until its next writer
         for table in UNVERSIONED_VIEWS:
-            con.execute(queries.current_view(table))
+            if table in present:
+                con.execute(queries.current_view(table))
         return con
 
     def vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +210,8 @@ class Warehouse:
     def recent_alarms(self, version_id: int, kind: str, limit: int) -> list[bool]:
         """Alarms of the last `limit` drift checks of one kind on `version_id`, oldest first."""
         with self._reader() as con:
+            if "drift_metrics" not in _tables(con):
+                return []
             rows = con.execute(queries.DRIFT_ALARMS, [version_id, kind, limit]).fetchall()
         return [bool(r[1]) for r in reversed(rows)]
 
@@ -220,6 +224,10 @@ class Warehouse:
         """(doc_id, content_hash) of every document of `version`."""
         with self._reader() as con:
             return con.execute(queries.documents_state(int(version.lake_snapshot))).to_arrow_table()
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(queries.LAKE_TABLES).fetchall()}
 
 
 def arrow_vectors(table: Any, dimension: int) -> tuple[np.ndarray, np.ndarray]:
