@@ -9,17 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import pyarrow as pa
 from prefect import Flow, flow
 
 from flows.config import EmbedpipeConfig
 from flows.summary import IngestSummary, StageTimer, rejection_counts
 from tasks import steps
-from tasks.embed import Embedder, load_embedder
+from tasks.embed import load_embedder
 from tasks.errors import EmptyCorpus
-from tasks.evalsets import load_beir
-from tasks.quality import query_vectors
+from tasks.quality import embed_queries
 from tasks.schema import DUPLICATE_REASONS
 from tasks.store import embedded_tokens
 from warehouse.faults import checkpoint
@@ -95,11 +93,13 @@ def ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse,
                                         quarantine)
     checkpoint("index")
     with timer("index"):
+        # Real queries, when an evaluation set names them, tune the index's ef and are scored.
+        queries = embed_queries(config.evaluate, embedder, config.embed.batch_size)
         report = steps.index_version(warehouse, version, config.index,
-                                     _tuning_queries(config, embedder))
+                                     queries.vectors if queries else None)
     with timer("evaluate"):
         steps.evaluate_version(warehouse, version, embedder, config.evaluate,
-                               config.embed.batch_size)
+                               config.embed.batch_size, queries)
     summary = summary.model_copy(update={
         "status": "published", "version_id": version.version_id, "chunks": version.n_chunks,
         "tokens": int(pa.compute.sum(chunks["n_tokens"]).as_py() or 0),
@@ -115,14 +115,6 @@ def ingest_locked(source: str, config: EmbedpipeConfig, warehouse: Warehouse,
     return summary.model_copy(update={
         "stage_seconds": timer.seconds, "status": "published" if decision.passed else "rejected",
         "gate": decision.reason()})
-
-
-def _tuning_queries(config: EmbedpipeConfig, embedder: Embedder) -> np.ndarray | None:
-    """Real queries tune the index's ef when an evaluation set names them."""
-    if config.evaluate.beir is None:
-        return None
-    beir = load_beir(config.evaluate.beir, config.evaluate.beir_split)
-    return query_vectors(beir, embedder, config.embed.batch_size)[1]
 
 
 def _summary(source: str, n_input: int, n_kept: int, quarantine: pa.Table, plan) -> IngestSummary:

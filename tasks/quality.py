@@ -6,6 +6,7 @@ their `quality_metrics` rows. The gate then compares those rows with the active 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +40,34 @@ class EvaluateConfig(BaseModel):
     seed: int = 0
 
 
-def query_vectors(beir: BeirSet, embedder: Embedder, batch_size: int) -> tuple[list[str],
-                                                                              np.ndarray]:
+@dataclass(frozen=True)
+class EmbeddedQueries:
+    """A BEIR set with its queries embedded once (for index tuning and for evaluation)."""
+
+    beir: BeirSet
+    ids: list[str]
+    vectors: np.ndarray
+
+
+def embed_queries(config: EvaluateConfig, embedder: Embedder, batch_size: int
+                  ) -> EmbeddedQueries | None:
+    """The configured BEIR set's judged queries, embedded; None when no set is configured."""
+    if config.beir is None:
+        return None
+    beir = load_beir(config.beir, config.beir_split)
     ids = sorted(beir.queries)
-    return ids, embed_texts([beir.queries[i] for i in ids], embedder, batch_size)
+    return EmbeddedQueries(beir, ids, embed_texts([beir.queries[i] for i in ids], embedder,
+                                                  batch_size))
 
 
 def evaluate_version(warehouse: Warehouse, version: Version, embedder: Embedder,
                      config: EvaluateConfig, batch_size: int = 64,
-                     active: Version | None = None) -> list[Evaluation]:
-    """Every evaluation of `version` that the config asks for, health first."""
+                     active: Version | None = None,
+                     queries: EmbeddedQueries | None = None) -> list[Evaluation]:
+    """Every evaluation of `version` that the config asks for, health first.
+
+    `queries`: the BEIR queries already embedded by the caller (else embedded here).
+    """
     index = load_version_index(warehouse, version)
     keys, vectors = warehouse.vectors(version)
     chunks = warehouse.chunk_map(version)
@@ -57,12 +76,12 @@ def evaluate_version(warehouse: Warehouse, version: Version, embedder: Embedder,
         overlap = _overlap_with(warehouse, version, active, index, keys, vectors, chunks, config)
     results = [evaluate_health(vectors, index, keys, config.health_sample, config.seed,
                                overlap=overlap)]
-    if config.beir is not None:
-        beir = load_beir(config.beir, config.beir_split)
-        ids, qvecs = query_vectors(beir, embedder, batch_size)
+    queries = queries or embed_queries(config, embedder, batch_size)
+    if queries is not None:
         chunk_doc = dict(zip(chunks["chunk_key"].to_pylist(), chunks["doc_id"].to_pylist(),
                              strict=True))
-        results.append(evaluate_retrieval(beir.name, beir.qrels, ids, qvecs, index, chunk_doc))
+        results.append(evaluate_retrieval(queries.beir.name, queries.beir.qrels, queries.ids,
+                                          queries.vectors, index, chunk_doc))
     if config.sts is not None:
         sts = load_sts(config.sts)
         v1 = embed_texts(sts.sentences1, embedder, batch_size)

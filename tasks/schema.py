@@ -68,7 +68,3 @@ CHUNKS = pa.schema(
     ]
 )
 
-
-def empty(schema: pa.Schema) -> pa.Table:
-    """An empty table of `schema`."""
-    return schema.empty_table()

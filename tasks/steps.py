@@ -129,12 +129,13 @@ def artifact_key(warehouse: Warehouse, kind: str) -> str:
 
 @task(name="evaluate-version", cache_policy=NONE)
 def evaluate_version(warehouse: Warehouse, version: Version, embedder: embed.Embedder,
-                     config: quality.EvaluateConfig, batch_size: int) -> list[dict[str, Any]]:
+                     config: quality.EvaluateConfig, batch_size: int,
+                     queries: quality.EmbeddedQueries | None = None) -> list[dict[str, Any]]:
     """Score `version`, store the metrics in the lake and publish them as a table artifact."""
     with warehouse.session() as session:
         active = session.active_version()
     evaluations = quality.evaluate_version(warehouse, version, embedder, config, batch_size,
-                                           active)
+                                           active, queries)
     rows = quality.metric_rows(evaluations)
     with open_writer(warehouse, lock=False) as writer:
         writer.record_metrics(version.version_id, rows)
