@@ -16,39 +16,38 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
 from _common import first_lines, scifact_corpus, write_result
 
 from flows.config import EmbedpipeConfig, load_config
 from flows.ingest import ingest_corpus
-from tasks import chunk, clean, embed, load, quality, store, tokenize
+from tasks import embed, prep, scoring
+from tasks.indexing import build_version_index
+from warehouse.plan import plan_ingest
+from warehouse.reuse import missing_vectors
 from warehouse.store import Warehouse
-from warehouse.writer import VersionDraft, open_writer
+from warehouse.writer import Changes, VersionDraft, open_writer
 
 
 def direct_ingest(source: Path, config: EmbedpipeConfig) -> int:
     """The ingest stages as plain function calls: no flow, no tasks."""
     warehouse = Warehouse(config.warehouse.path)
-    loaded = load.load_source(source, config.source)
-    cleaned = clean.clean_documents(loaded.documents, config.clean)
+    corpus = prep.read_corpus(source, config.source, config.clean)
     embedder = embed.load_embedder(config.embed)
-    chunker = {**config.chunk.model_dump(), "max_seq_length": embedder.max_seq_length}
+    chunking = prep.Chunking(config.chunk, embedder.max_seq_length)
     with open_writer(warehouse) as writer:
-        plan = store.plan_ingest(writer, cleaned.documents, embedder.fingerprint, chunker)
-        docs = tokenize.tokenize_documents(cleaned.documents, embedder.tokenizer)
-        chunks = chunk.chunk_documents(docs, embedder.tokenizer, embedder.max_seq_length,
-                                       config.chunk)
-        hashes, texts = store.missing_vectors(writer, chunks, embedder.fingerprint)
-        vectors = store.vectors_table(embedder.fingerprint, hashes,
-                                      embed.embed_texts(texts, embedder, config.embed.batch_size))
-        draft = VersionDraft(embedder.name, embedder.name, embedder.fingerprint,
-                             embedder.dimension, chunker, plan.corpus_fingerprint)
-        quarantine = pa.concat_tables([loaded.problems, cleaned.quarantine])
-        version = store.publish(writer, draft, docs, chunks, plan, vectors, quarantine)
-        report = store.build_version_index(warehouse, version, config.index)
+        plan = plan_ingest(writer, corpus.documents, embedder.fingerprint, chunking.record())
+        docs, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
+        hashes, texts = missing_vectors(writer, chunks, embedder.fingerprint)
+        vectors = embed.vectors_table(embedder.fingerprint, hashes, embed.embed_texts(
+            texts, embedder, config.embed.batch_size))
+        draft = VersionDraft(embedder.name, embedder.location, embedder.fingerprint,
+                             embedder.dimension, chunking.record(), plan.corpus_fingerprint)
+        version = writer.publish(draft, Changes(docs, chunks, plan.drop, vectors,
+                                                corpus.quarantine))
+        indexed, report = build_version_index(warehouse, version, config.index)
         writer.record_index(version.version_id, report.as_dict())
-        rows = quality.metric_rows(quality.evaluate_version(
-            warehouse, version, embedder, config.evaluate, config.embed.batch_size))
+        rows = scoring.metric_rows(scoring.score_version(indexed, config.evaluate, embedder,
+                                                         config.embed.batch_size))
         writer.record_metrics(version.version_id, rows)
         writer.promote(version.version_id)
     return version.n_chunks

@@ -24,7 +24,8 @@ from tasks.embed import EmbedConfig, embed_texts, load_embedder
 from tasks.evalsets import load_beir
 from tasks.evaluate import evaluate_retrieval
 from tasks.index import ExactIndex
-from tasks.store import load_version_index
+from tasks.indexing import open_version_index
+from tasks.scoring import EmbeddedQueries, retrieval
 from warehouse.store import Warehouse
 
 PUBLISHED_NDCG = 0.645
@@ -58,9 +59,12 @@ def main() -> None:
                          strict=True))
     keys, vectors = wh.vectors(version)
 
+    # (a) what `embedpipe search` returns (same ef, same fetch depth), as `evaluate` scores it;
+    # (b) exhaustive exact search over the same chunks: the ceiling of (a).
+    indexed = open_version_index(wh, version, with_vectors=True)
+    search_path, _ = retrieval(indexed, EmbeddedQueries(beir, qids, qvecs))
     results = {
-        "a_pipeline_hnsw": evaluate_retrieval("scifact", beir.qrels, qids, qvecs,
-                                              load_version_index(wh, version), chunk_doc),
+        "a_pipeline_hnsw": search_path,
         "b_exact_chunks": evaluate_retrieval("scifact", beir.qrels, qids, qvecs,
                                              ExactIndex(vectors, keys), chunk_doc),
     }

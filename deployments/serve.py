@@ -4,8 +4,11 @@
 - monitor  (monitor-drift/monitor): cron, hourly by default
 - retrain  (retrain/retrain): triggered by `embedpipe.drift.detected` from this warehouse
 - evaluate (evaluate-version/evaluate): on demand
-Every deployment's parameters carry the full typed config, so a run uses exactly the settings
-that were served; `embedpipe trigger NAME --param k=v` overrides single values.
+Deployment parameters carry no config: each run reads embedpipe.toml and the environment of
+the serving process when it starts (so secrets such as a catalog password never enter the
+Prefect database or UI, and a changed config applies to the next run). The only setting they
+carry is the warehouse path, as an override; `embedpipe trigger NAME --param config.S.K=V` adds
+more.
 """
 
 from __future__ import annotations
@@ -34,27 +37,30 @@ def _cron(expression: str | None, timezone: str) -> list[Any]:
 
 
 def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig) -> list[Any]:
-    cfg: dict[str, Any] = config.model_dump(mode="json")
-    resource = warehouse_resource(Warehouse(config.warehouse.path, config.warehouse.catalog))
+    # Not a secret, and what `trigger --wait` reads to report the run's outcome.
+    where = {"warehouse.path": str(config.warehouse.path)}
+    resource = warehouse_resource(Warehouse(config.warehouse.path))
     drift_trigger = DeploymentEventTrigger(
         name="retrain-on-drift", expect={DRIFT_EVENT},
         match={"prefect.resource.id": resource["prefect.resource.id"]},
-        parameters={"config": cfg, "source": RETRAIN_SOURCE})
+        parameters={"config": None, "overrides": where, "source": RETRAIN_SOURCE})
     return [
         ingest_flow_for(config).to_deployment(
             name="ingest", schedules=_cron(settings.ingest_cron, settings.timezone),
-            parameters={"source": settings.ingest_source, "config": cfg},
+            parameters={"source": settings.ingest_source, "config": None, "overrides": where},
             description="Ingest the corpus into a new version (nightly)."),
         monitor_drift.to_deployment(
             name="monitor", schedules=_cron(settings.monitor_cron, settings.timezone),
-            parameters={"config": cfg, "source": settings.monitor_source,
+            parameters={"config": None, "overrides": where, "source": settings.monitor_source,
                         "kind": settings.monitor_kind},
             description="Check new data for drift against the active version (hourly)."),
         retrain.to_deployment(
-            name="retrain", triggers=[drift_trigger], parameters={"config": cfg},
-            description="Retrain and re-embed; promoted only through the quality gate."),
+            name="retrain", triggers=[drift_trigger],
+            parameters={"config": None, "overrides": where},
+            description="Retrain on the active corpus plus the drifted batch; promoted only "
+                        "through the quality gate."),
         evaluate_version.to_deployment(
-            name="evaluate", parameters={"config": cfg},
+            name="evaluate", parameters={"config": None, "overrides": where},
             description="Score a version on demand."),
     ]
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from tasks.chunk import ChunkConfig
 from tasks.clean import CleanConfig
@@ -27,7 +27,9 @@ from tasks.finetune import RetrainConfig
 from tasks.gate import GateConfig
 from tasks.index import IndexConfig
 from tasks.load import SourceConfig
-from tasks.quality import EvaluateConfig
+from tasks.scoring import EvaluateConfig
+from warehouse.lake import redact_catalog
+from warehouse.store import Warehouse
 
 DEFAULT_WAREHOUSE = Path(".embedpipe") / "warehouse"
 CONFIG_FILE = Path("embedpipe.toml")
@@ -44,9 +46,48 @@ class WarehouseConfig(BaseModel):
     # Relative paths are resolved against the working directory when the config is loaded.
     path: Path = DEFAULT_WAREHOUSE
     # None/"sqlite": SQLite catalog in the warehouse directory. "postgresql://…": shared catalog.
+    # A password is best not written here: "env:VAR" reads the URL from variable VAR, and
+    # "prefect-secret:NAME" from a Prefect Secret block, when the warehouse is opened.
     catalog: str | None = None
     # A second writer fails at once (0) or waits this long for the lock.
     lock_wait_seconds: float = Field(0.0, ge=0)
+
+    @field_serializer("catalog", when_used="json")
+    def _without_password(self, catalog: str | None) -> str | None:
+        # JSON is what leaves the process (flow-run parameters, artifacts, logs): no password.
+        return redact_catalog(catalog)
+
+    def open(self) -> Warehouse:
+        """The warehouse, its catalog secret (if any) resolved now.
+
+        Raises:
+            ConfigError: the named variable or Secret block does not exist.
+        """
+        return Warehouse(self.path, resolve_secret(self.catalog))
+
+
+def resolve_secret(value: str | None) -> str | None:
+    """`env:VAR` -> the variable's value; `prefect-secret:NAME` -> the Secret block's value.
+
+    >>> resolve_secret("sqlite")
+    'sqlite'
+    """
+    if value and value.startswith("env:"):
+        name = value.removeprefix("env:")
+        if name not in os.environ:
+            raise ConfigError(f"warehouse.catalog names environment variable {name!r}, which "
+                              "is not set")
+        return os.environ[name]
+    if value and value.startswith("prefect-secret:"):
+        from prefect.blocks.system import Secret
+
+        name = value.removeprefix("prefect-secret:")
+        try:
+            return str(Secret.load(name).get())  # type: ignore[union-attr]
+        except ValueError as exc:
+            raise ConfigError(f"warehouse.catalog names Prefect Secret block {name!r}: "
+                              f"{exc}") from exc
+    return value
 
 
 class EmbedpipeConfig(BaseModel):
@@ -66,21 +107,33 @@ class EmbedpipeConfig(BaseModel):
     warehouse: WarehouseConfig = WarehouseConfig()
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    section, _, key = dotted.partition(".")
-    if not key:
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `tree[a][b]… = value` for `dotted` = "a.b…" (at least two parts).
+
+    >>> tree = {}; set_dotted(tree, "embed.batch_size", 32); tree
+    {'embed': {'batch_size': 32}}
+    """
+    *parents, leaf = dotted.split(".")
+    if not parents or not leaf:
         raise ConfigError(f"config key {dotted!r} needs a section, e.g. 'embed.batch_size'")
-    tree.setdefault(section, {})[key] = value
+    for part in parents:
+        child = tree.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key {dotted!r}: {part!r} is a value, not a section")
+        tree = child
+    tree[leaf] = value
 
 
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for section, values in top.items():
-        if isinstance(values, dict):
-            out.setdefault(section, {}).update(values)
-        else:
-            out[section] = values
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`, section by section (nested dicts merge; anything else replaces)."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = merge(out.get(key) or {}, value) if isinstance(value, dict) else value
     return out
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -88,10 +141,10 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, value in environ.items():
         if name in _ENV_SHORTCUTS:
-            _set_dotted(tree, _ENV_SHORTCUTS[name], value)
+            set_dotted(tree, _ENV_SHORTCUTS[name], value)
         elif name.startswith("EMBEDPIPE_") and "__" in name:
             section, _, key = name.removeprefix("EMBEDPIPE_").lower().partition("__")
-            _set_dotted(tree, f"{section}.{key}", value)
+            set_dotted(tree, f"{section}.{key}", value)
     return tree
 
 
@@ -116,16 +169,37 @@ def load_config(
             raise ConfigError(f"{path}: not a readable TOML file ({exc})") from exc
     elif config_file is not None:
         raise ConfigError(f"{config_file}: config file not found")
-    tree = _merge(tree, env_overrides(environ))
+    tree = merge(tree, env_overrides(environ))
     flags: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            _set_dotted(flags, dotted, value)
-    tree = _merge(tree, flags)
+            set_dotted(flags, dotted, value)
+    tree = merge(tree, flags)
     try:
         config = EmbedpipeConfig.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid configuration ({problems})") from exc
+        raise ConfigError(f"invalid configuration ({_problems(exc)})") from exc
     warehouse = config.warehouse.model_copy(update={"path": config.warehouse.path.absolute()})
     return config.model_copy(update={"warehouse": warehouse})
+
+
+def resolve(config: EmbedpipeConfig | None, overrides: Mapping[str, Any] | None = None
+            ) -> EmbedpipeConfig:
+    """A flow's effective config: the one passed in, or (None: a served deployment's run) the
+    one loaded here and now, from this process's embedpipe.toml and environment; either way with
+    `overrides` ("section.key": value) on top.
+
+    Served deployments pass no config: settings (and secrets such as a catalog password) are
+    read when the run starts, never frozen into deployment parameters.
+    """
+    if config is None:
+        return load_config(overrides=overrides)
+    if not overrides:
+        return config
+    tree: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        set_dotted(tree, dotted, value)
+    try:
+        return EmbedpipeConfig.model_validate(merge(config.model_dump(), tree))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration ({_problems(exc)})") from exc

@@ -6,20 +6,30 @@ from typing import Any
 
 from prefect import flow
 
-from flows.config import EmbedpipeConfig
-from flows.search import version_embedder
-from tasks import steps
+from flows.config import EmbedpipeConfig, resolve
+from tasks.embed import version_embedder
+from tasks.indexing import open_version_index
+from tasks.scoring import metric_rows
+from tasks.steps import evaluate as steps
 from warehouse.lock import writer_lock
-from warehouse.store import Warehouse
 
 
 @flow(name="evaluate-version")
-def evaluate_version(config: EmbedpipeConfig, version_id: int | None = None
-                     ) -> list[dict[str, Any]]:
-    """Metrics of `version_id` (default: the active version), written to `quality_metrics`."""
-    warehouse = Warehouse(config.warehouse.path, config.warehouse.catalog)
-    version = warehouse.version(version_id)
+def evaluate_version(config: EmbedpipeConfig | None = None, version_id: int | None = None,
+                     overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Metrics of `version_id` (default: the active version), written to `quality_metrics`.
+
+    `config` None (served runs): read now; `overrides` ("section.key": value) on top.
+
+    Metrics computed earlier and not recomputed now (e.g. neighbour overlap with the version
+    that was active when this one was a candidate) are kept.
+    """
+    config = resolve(config, overrides)
+    warehouse = config.warehouse.open()
+    version = warehouse.readable(version_id)
     embedder = version_embedder(version)
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
-        return steps.evaluate_version(warehouse, version, embedder, config.evaluate,
-                                      config.embed.batch_size)
+        indexed = open_version_index(warehouse, version, with_vectors=True)
+        evaluations = steps.evaluate_version(warehouse, version, indexed, embedder,
+                                             config.evaluate, config.embed.batch_size)
+    return metric_rows(evaluations)

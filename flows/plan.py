@@ -15,8 +15,10 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from flows.config import EmbedpipeConfig
-from tasks import chunk, clean, load, store, tokenize
+from tasks import prep
 from tasks.embed import load_embedder
+from warehouse.plan import plan_ingest
+from warehouse.reuse import missing_vectors
 from warehouse.store import Warehouse
 
 # Measured here (all-MiniLM-L6-v2, torch, 2 CPU cores); used until an ingest measured its own.
@@ -52,20 +54,21 @@ def measured_throughput(warehouse: Warehouse) -> float | None:
 
 
 def plan_source(source: Path, config: EmbedpipeConfig) -> PlanReport:
-    loaded = load.load_source(source, config.source)
-    cleaned = clean.clean_documents(loaded.documents, config.clean)
+    """Read, clean and chunk `source` as an ingest would, and compare with the warehouse."""
+    corpus = prep.read_corpus(source, config.source, config.clean)
     embedder = load_embedder(config.embed)
-    chunker = {**config.chunk.model_dump(), "max_seq_length": embedder.max_seq_length}
-    warehouse = Warehouse(config.warehouse.path, config.warehouse.catalog)
-    documents = cleaned.documents
+    chunking = prep.Chunking(config.chunk, embedder.max_seq_length)
+    warehouse = config.warehouse.open()
+    documents = corpus.documents
     if warehouse.exists():
         with warehouse.session() as session:
-            plan = store.plan_ingest(session, documents, embedder.fingerprint, chunker)
-            todo = _chunks(documents, plan.to_chunk, embedder, config)
-            hashes, _ = store.missing_vectors(session, todo, embedder.fingerprint)
+            plan = plan_ingest(session, documents, embedder.fingerprint, chunking.record())
+            _, todo = prep.chunk_corpus(prep.select(documents, plan.to_chunk),
+                                        embedder.tokenizer, chunking)
+            hashes, _ = missing_vectors(session, todo, embedder.fingerprint)
     else:
         plan = None
-        todo = _chunks(documents, documents["doc_id"].to_pylist(), embedder, config)
+        _, todo = prep.chunk_corpus(documents, embedder.tokenizer, chunking)
         hashes = sorted(set(todo["text_hash"].to_pylist()))
     embed_mask = pc.is_in(todo["text_hash"], pa.array(hashes, pa.string()))
     tokens = int(pc.sum(todo.filter(embed_mask)["n_tokens"]).as_py() or 0)
@@ -84,13 +87,5 @@ def plan_source(source: Path, config: EmbedpipeConfig) -> PlanReport:
         tokens_to_embed=tokens, tokens_per_second=round(speed, 1),
         throughput_measured=measured is not None,
         estimated_embed_seconds=round(tokens / speed, 1),
-        quarantined=loaded.problems.num_rows + cleaned.quarantine.num_rows,
+        quarantined=corpus.quarantine.num_rows,
     )
-
-
-def _chunks(documents: pa.Table, ids: list[str], embedder: Any, config: EmbedpipeConfig
-            ) -> pa.Table:
-    subset = documents.filter(pc.is_in(documents["doc_id"], pa.array(ids, pa.string())))
-    counted = tokenize.tokenize_documents(subset, embedder.tokenizer)
-    return chunk.chunk_documents(counted, embedder.tokenizer, embedder.max_seq_length,
-                                 config.chunk)

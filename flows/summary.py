@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from tasks.index import IndexReport
+from tasks.prep import Corpus
 from tasks.schema import DUPLICATE_REASONS
+from warehouse.plan import IngestPlan
+from warehouse.store import Version
+
+MAX_PROBLEMS = 20  # problem rows carried in the summary, for the CLI's warning lines
 
 
 class IngestSummary(BaseModel):
@@ -52,17 +56,34 @@ def rejection_counts(quarantine: pa.Table) -> tuple[int, int, dict[str, int]]:
     return exact, near, dict(sorted(reasons.items()))
 
 
-class StageTimer:
-    """Wall time per stage, in seconds."""
+def summarize_corpus(corpus: Corpus, plan: IngestPlan, seconds: dict[str, float]
+                     ) -> IngestSummary:
+    """What reading and planning found: the summary of a run that published nothing (yet)."""
+    exact, near, others = rejection_counts(corpus.quarantine)
+    counts = plan.diff.counts()
+    problems = corpus.quarantine.filter(pc.invert(pc.is_in(
+        corpus.quarantine["reason"], pa.array(DUPLICATE_REASONS)))).slice(0, MAX_PROBLEMS)
+    return IngestSummary(
+        source=corpus.source, status="unchanged", version_id=plan.active_version,
+        input_documents=corpus.n_input, kept=corpus.documents.num_rows, exact_duplicates=exact,
+        near_duplicates=near, quarantined=sum(others.values()), quarantined_by_reason=others,
+        documents_added=counts["added"], documents_changed=counts["changed"],
+        documents_deleted=counts["deleted"], documents_unchanged=counts["unchanged"],
+        problems=problems.to_pylist(), stage_seconds=dict(seconds))
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
 
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = round(self.seconds.get(stage, 0.0)
-                                        + time.perf_counter() - started, 3)
+def summarize_publication(summary: IngestSummary, plan: IngestPlan, chunks: pa.Table,
+                          vectors: pa.Table, version: Version, index: IndexReport,
+                          seconds: dict[str, float]) -> IngestSummary:
+    """`summary` with what the run embedded, reused, published and indexed."""
+    embedded = pc.is_in(chunks["text_hash"], vectors["text_hash"])
+    return summary.model_copy(update={
+        "status": "published", "version_id": version.version_id, "chunks": version.n_chunks,
+        "tokens": int(pc.sum(chunks["n_tokens"]).as_py() or 0),
+        "vectors_embedded": vectors.num_rows,
+        "tokens_embedded": int(pc.sum(chunks.filter(embedded)["n_tokens"]).as_py() or 0),
+        "vectors_reused": chunks.num_rows - vectors.num_rows + plan.reused_chunks,
+        "index": {"ef": index.ef, "recall": index.recall, "heldout_recall": index.heldout_recall,
+                  "m": index.m, "ef_construction": index.ef_construction,
+                  "distinct": index.distinct},
+        "stage_seconds": dict(seconds)})

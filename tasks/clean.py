@@ -1,7 +1,7 @@
 """Clean raw documents: normalise text, then drop empties, too-short texts and duplicates.
 
 Input: a `schema.RAW_DOCUMENTS` table. Output: `CleanResult(documents, quarantine)` where
-`documents` has the columns of `schema.DOCUMENTS` but the token counts (filled in by tokenize),
+`documents` follows `schema.CLEANED` (token counts are added by tokenize),
 and `quarantine` holds one row per rejected input with its reason; duplicates name the kept twin.
 Every input row lands in exactly one of the two.
 
@@ -21,19 +21,23 @@ import ftfy
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.schema import QUARANTINE
+from tasks.schema import CLEANED, QUARANTINE
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+# C0/C1 controls, zero-width space, BOM, and the bidi embedding/override/isolate controls
+# (U+202A-E, U+2066-9): they change only how text is displayed and can disguise it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff\u202a-\u202e"
+                      r"\u2066-\u2069]")
+# Markup detection for records whose format does not say (JSONL, CSV, Parquet): a closing tag
+# of a common HTML element. Plain prose that merely mentions "<p>" has no closing tag.
+_HTML_CLOSING = re.compile(r"</(?:html|head|body|div|p|span|a|li|ul|ol|table|tr|td|th|h[1-6]|"
+                           r"script|style|section|article|header|footer|nav|pre|code|b|i|em|"
+                           r"strong|blockquote|iframe|form|title|noscript|template)\s*>",
+                           re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _WORD = re.compile(r"\w+")
 _BLOCK_ELEMENTS = ("p, div, br, li, dt, dd, h1, h2, h3, h4, h5, h6, tr, pre, blockquote, "
                    "section, article, header, footer, table, ul, ol, hr")
-
-CLEANED = pa.schema(
-    [("doc_id", pa.string()), ("title", pa.string()), ("text", pa.string()),
-     ("content_hash", pa.string()), ("source", pa.string()), ("row", pa.int64())]
-)
 
 
 class CleanConfig(BaseModel):
@@ -76,13 +80,24 @@ def html_to_text(html: str) -> str:
     return body.text(separator="", strip=False).strip()
 
 
+def looks_like_html(text: str) -> bool:
+    """Does `text` hold HTML markup (a closing tag of a common element)?
+
+    >>> looks_like_html("<div><p>Hi</p></div>"), looks_like_html("use <p> for a paragraph")
+    (True, False)
+    """
+    return _HTML_CLOSING.search(text) is not None
+
+
 def normalize_text(text: str, markup: str = "text") -> str:
     """Readable, canonical text: markup removed, mojibake repaired, NFC, whitespace tidied.
+
+    `markup`: "text", "html", or "auto" (HTML when `looks_like_html`).
 
     >>> normalize_text("  Ã©t\\u00e9 &amp; caf\\u0065\\u0301\\x07  \\n\\n\\n\\nnext  ")
     'été & café\\n\\nnext'
     """
-    if markup == "html":
+    if markup == "html" or (markup == "auto" and looks_like_html(text)):
         text = html_to_text(text)
     text = ftfy.fix_text(text, normalization="NFC")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -117,7 +132,7 @@ def clean_documents(raw: pa.Table, config: CleanConfig) -> CleanResult:
     """
     kept: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    seen_ids: set[str] = set()
+    kept_ids: dict[str, tuple[str, int]] = {}  # doc_id -> (source, row) of the kept record
     by_hash: dict[str, str] = {}
     for record in raw.to_pylist():
         doc_id, source, row = record["doc_id"], record["source"], record["row"]
@@ -127,10 +142,6 @@ def clean_documents(raw: pa.Table, config: CleanConfig) -> CleanResult:
             rejected.append({"source": _s, "row": _r, "doc_id": _d, "reason": reason,
                              "detail": detail, "twin_doc_id": twin})
 
-        if doc_id in seen_ids:
-            reject("duplicate_id", f"doc_id {doc_id!r} appeared earlier in the input")
-            continue
-        seen_ids.add(doc_id)
         title = normalize_text(record["title"]) if record["title"] else None
         body = normalize_text(record["text"] or "", record["markup"] or "text")
         if not body:
@@ -140,12 +151,18 @@ def clean_documents(raw: pa.Table, config: CleanConfig) -> CleanResult:
             reject("too_short", f"{len(body)} characters after cleaning, "
                                 f"clean.min_chars is {config.min_chars}")
             continue
+        # Only a kept record claims its id: an empty first record does not shadow a good second.
+        if doc_id in kept_ids:
+            where = "{}:{}".format(*kept_ids[doc_id])
+            reject("duplicate_id", f"doc_id {doc_id!r} was kept earlier ({where})", doc_id)
+            continue
         text = _full_text(title, body)
         digest = content_hash(text)
         if digest in by_hash:
             reject("exact_duplicate", "same cleaned text as the kept document", by_hash[digest])
             continue
         by_hash[digest] = doc_id
+        kept_ids[doc_id] = (source, row)
         kept.append({"doc_id": doc_id, "title": title, "text": text, "content_hash": digest,
                      "source": source, "row": row})
     if config.near_duplicates and len(kept) > 1:

@@ -14,9 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.embed import EmbedConfig, Embedder, embed_texts, load_embedder
+from tasks.embed import EmbedConfig, Embedder, embed_texts, load_embedder, vectors_table
 from tasks.errors import ModelError
-from tasks.store import vectors_table
 
 
 @cache

@@ -13,11 +13,34 @@ Pure functions over NumPy arrays and token counts; each returns `dict[str, float
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 PRIMARY_METRIC = "mmd_p_value"  # smaller means more evidence of drift
+DriftRule = Literal["mmd_and_auc", "mmd", "auc"]
+
+
+class DriftReport(BaseModel):
+    """One drift check: its statistics, this check's alarm, and the k-of-n decision."""
+
+    check_id: str
+    version_id: int
+    kind: str  # corpus | queries
+    source: str
+    n_reference: int
+    n_current: int
+    statistics: dict[str, float]
+    alarm: bool  # this check alone
+    drifted: bool  # the decision rule, k alarms of the last n checks included
+    retrain: dict[str, Any] | None = None
+
+    def headline(self) -> str:
+        """A short verdict for run names and dashboards, e.g. `drift: MMD p=0.002, AUC 0.97`."""
+        verdict = "drift" if self.drifted else ("alarm" if self.alarm else "no drift")
+        return (f"{verdict}: MMD p={self.statistics.get('mmd_p_value', float('nan')):.3g}, "
+                f"AUC {self.statistics.get('classifier_auc', float('nan')):.2f}")
 
 
 class DriftConfig(BaseModel):
@@ -34,7 +57,7 @@ class DriftConfig(BaseModel):
     auc_floor: float = Field(0.55, ge=0.5, le=1)
     cv_folds: int = Field(5, ge=2)
     fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini-Hochberg level for per-dimension KS
-    rule: str = "mmd_and_auc"  # mmd_and_auc | mmd | auc
+    rule: DriftRule = "mmd_and_auc"
     alarms_required: int = Field(1, ge=1)  # act when this many of the last `window` checks alarm
     window: int = Field(1, ge=1)
     seed: int = 0

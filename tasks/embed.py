@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import ModelError
@@ -51,6 +52,8 @@ class Embedder(Protocol):
     """What the pipeline needs of a model."""
 
     name: str
+    location: str  # where to load it again (a path, a hub name, or the bundled model's name)
+    backend: str
     fingerprint: str
     dimension: int
     max_seq_length: int
@@ -119,6 +122,7 @@ class SentenceTransformerEmbedder:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load model {config.model!r} from {location}: {exc}") from exc
         self.name = config.model
+        self.backend: str = config.backend
         # Where to load it again: the bundled default by its name (site-packages moves with every
         # new environment), anything else by the path or hub name it was loaded from.
         self.location = config.model if config.model in _DEFAULT_ALIASES else location
@@ -153,7 +157,8 @@ class HashEmbedder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.set_verbosity_error()  # see SentenceTransformerEmbedder
-        self.name = "hash"
+        self.name = self.location = "hash"
+        self.backend = "hash"
         self.dimension = dimension
         self.seed = seed
         self.max_seq_length = 256
@@ -177,6 +182,55 @@ def load_embedder(config: EmbedConfig) -> Embedder:
     if config.model == "hash":
         return HashEmbedder()
     return SentenceTransformerEmbedder(config)
+
+
+def embedder_for(model_location: str, backend: str, fingerprint: str) -> Embedder:
+    """The embedder a version was made with, checked against the version's fingerprint.
+
+    Search, evaluation, monitoring and retraining all build a version's embedder here, so a
+    version embedded with one backend is never read with another.
+
+    Raises:
+        ModelError: the model at that location is not the one the version was embedded with.
+    """
+    if backend == "hash" or model_location == "hash":
+        embedder: Embedder = HashEmbedder()
+    else:
+        embedder = load_embedder(EmbedConfig(model=model_location,
+                                             backend=backend))  # type: ignore[arg-type]
+    if embedder.fingerprint != fingerprint:
+        raise ModelError(
+            f"model at {model_location} ({backend}) has fingerprint {embedder.fingerprint}, but "
+            f"the version was embedded with {fingerprint}: its vectors would not be comparable")
+    return embedder
+
+
+class ModelRecord(Protocol):
+    """What a version row records of its model (see `warehouse.store.Version`)."""
+
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def model_location(self) -> str: ...
+    @property
+    def model_backend(self) -> str | None: ...
+    @property
+    def model_fingerprint(self) -> str: ...
+
+
+def version_embedder(version: ModelRecord) -> Embedder:
+    """The embedder a version was made with (its location, backend and fingerprint)."""
+    return embedder_for(version.model_location or version.model_name,
+                        version.model_backend or "torch", version.model_fingerprint)
+
+
+def vectors_table(model_fingerprint: str, hashes: list[str], vectors: np.ndarray) -> pa.Table:
+    """New vectors as rows of the lake's `embeddings` table (model, text hash, FLOAT[])."""
+    n, dim = len(hashes), vectors.shape[1]
+    offsets = pa.array(np.arange(0, n * dim + 1, dim, dtype=np.int32))
+    lists = pa.ListArray.from_arrays(offsets, pa.array(vectors[:n].reshape(-1), pa.float32()))
+    return pa.table({"model_fingerprint": pa.array([model_fingerprint] * n, pa.string()),
+                     "text_hash": pa.array(hashes, pa.string()), "vector": lists})
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:

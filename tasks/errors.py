@@ -20,5 +20,6 @@ class ModelError(EmbedpipeError):
     """A model cannot be loaded or does not fit the requested use."""
 
 
-class IndexMismatch(EmbedpipeError):
-    """An index file does not belong to the version it is loaded for."""
+
+class WouldLoseDocuments(EmbedpipeError):
+    """A retrain whose candidate would hold fewer documents than the active version."""

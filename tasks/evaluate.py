@@ -3,8 +3,8 @@
 Input: vectors, an ANN index and labelled sets; output: `dict[str, float]` per evaluator.
 - retrieval (BEIR): nDCG@10, recall@100, MRR@10 via ranx; a document scores its best chunk.
 - sts: Spearman and Pearson of cosine against gold scores (scipy).
-- health: NaN/zero vectors, norm range, duplicate vectors, anisotropy, ANN recall@10 vs exact,
-  neighbour overlap with the active version on shared chunks.
+- health: NaN/zero vectors, norm range, duplicate vectors, anisotropy, ANN recall@10 vs exact
+  (tie-aware), neighbour overlap with the active version on shared chunks.
 Each metric also declares its direction (`DIRECTIONS`); the gate reads only that.
 """
 
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.index import AnnIndex, ExactIndex, recall_at_k
+from tasks.ann import AnnIndex, ExactIndex
+from tasks.index import tie_aware_recall
 
 # Which way is better, per metric; metrics not listed are informational and never gated.
 # ANN recall is not gated: each index is tuned to reach index.target_recall at build time, and
@@ -39,6 +40,10 @@ class Evaluation:
         if self.primary_metric not in self.metrics:
             raise ValueError(f"primary metric {self.primary_metric!r} is not among "
                              f"{sorted(self.metrics)}")
+        declared = self.directions.get(self.primary_metric)
+        if declared is not None and declared != self.greater_is_better:
+            raise ValueError(f"{self.evaluator}: greater_is_better={self.greater_is_better} "
+                             f"contradicts the direction declared for {self.primary_metric!r}")
 
 
 def doc_run(query_ids: list[str], labels: np.ndarray, scores: np.ndarray,
@@ -68,17 +73,36 @@ def retrieval_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str,
     return {name: round(float(value), 6) for name, value in scores.items()}
 
 
+RETRIEVAL_METRICS = ("ndcg@10", "recall@100", "mrr@10")
+
+
 def evaluate_retrieval(name: str, qrels: dict[str, dict[str, int]], query_ids: list[str],
                        query_vectors: np.ndarray, index: AnnIndex, chunk_doc: Mapping[int, str],
-                       depth: int = 1000) -> Evaluation:
-    """Retrieval quality of `index` for the judged queries.
+                       depth: int = 1000, evaluator: str = "retrieval") -> Evaluation:
+    """Retrieval quality of exhaustive chunk ranking by `index` (the exact ceiling).
 
     `depth` chunks are retrieved per query so that recall@100 counts documents, not chunks.
     """
     labels, scores = index.query(query_vectors, min(depth, len(index)))
     run = doc_run(query_ids, labels, scores, chunk_doc)
-    return Evaluation(f"retrieval:{name}", retrieval_metrics(qrels, run), "ndcg@10", True,
-                      {m: True for m in ("ndcg@10", "recall@100", "mrr@10")})
+    return Evaluation(f"{evaluator}:{name}", retrieval_metrics(qrels, run), "ndcg@10", True,
+                      {m: True for m in RETRIEVAL_METRICS})
+
+
+def evaluate_rankings(name: str, qrels: dict[str, dict[str, int]],
+                      top10: dict[str, dict[str, float]], top100: dict[str, dict[str, float]]
+                      ) -> Evaluation:
+    """Retrieval quality of the document rankings users get (from the search path).
+
+    Args:
+        top10: per query, the documents `search -k 10` returns, with scores.
+        top100: the same for `-k 100` (for recall@100).
+    """
+    at10, at100 = retrieval_metrics(qrels, top10), retrieval_metrics(qrels, top100)
+    metrics = {"ndcg@10": at10["ndcg@10"], "mrr@10": at10["mrr@10"],
+               "recall@100": at100["recall@100"]}
+    return Evaluation(f"retrieval:{name}", metrics, "ndcg@10", True,
+                      {m: True for m in RETRIEVAL_METRICS})
 
 
 def evaluate_sts(name: str, vectors1: np.ndarray, vectors2: np.ndarray, gold: list[float]
@@ -121,8 +145,9 @@ def evaluate_health(vectors: np.ndarray, index: AnnIndex, labels: np.ndarray,
     if n:
         finite_vectors = np.nan_to_num(vectors)  # a NaN row must not poison exact search
         queries = finite_vectors[take[: min(200, len(take))]]
-        truth, _ = ExactIndex(finite_vectors, labels).query(queries, min(k, n))
-        metrics["ann_recall@10"] = round(recall_at_k(index.query(queries, min(k, n))[0], truth), 6)
+        _, truth = ExactIndex(finite_vectors, labels).query(queries, min(k, n))
+        found = index.query(queries, min(k, n))[1]
+        metrics["ann_recall@10"] = round(tie_aware_recall(found, truth), 6)
     if overlap is not None:
         metrics["neighbour_overlap@10"] = round(overlap, 6)
     return Evaluation("health", metrics, "ann_recall@10" if n else "vectors", True,

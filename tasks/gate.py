@@ -1,21 +1,29 @@
-"""The quality gate: a candidate version may replace the active one only if no metric regressed.
+"""The quality gate: may a candidate version become the active one?
 
-Input: the candidate's and the active version's metrics as {(evaluator, metric): (value,
-greater_is_better)} and per-metric tolerances. Output: a `GateDecision` naming every failure.
-Only metrics both versions have, and that declare a direction, are compared.
+Input: the candidate's metric rows (in memory, straight from its evaluation), the active
+version's rows (None for a first version), the candidate's index report and a `GateConfig`.
+Output: a `GateDecision` naming every failure. Two kinds of checks:
+- absolute, on every version (a first one too): no NaN or zero vectors, not mostly identical
+  vectors, and an index that reached its recall target (on the tuning queries and on held-out
+  ones). A version that fails these is broken whatever the active one scores.
+- relative, against the active version: every shared metric that declares a direction may not
+  regress beyond its tolerance; with `require_improvement` (retrained models) every shared
+  labelled primary metric must strictly improve.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MetricKey = tuple[str, str]  # (evaluator, metric)
+Rows = list[dict[str, Any]]  # quality_metrics rows: evaluator, metric, value, greater_is_better…
 
 
 class GateConfig(BaseModel):
-    """Allowed regression per metric, in the metric's own units."""
+    """Allowed regression per metric, in the metric's own units, and the absolute floors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -27,6 +35,9 @@ class GateConfig(BaseModel):
     # Keys: "metric" or "evaluator:metric" (e.g. "ndcg@10", "retrieval:scifact/test:ndcg@10").
     tolerances: dict[str, float] = Field(default_factory=lambda: {
         "nan_vectors": 0.0, "zero_vectors": 0.0})
+    # Share of distinct chunk texts whose vectors are identical to another's: a model that maps
+    # different texts to one point is broken, however its other metrics compare.
+    max_duplicate_share: float = Field(0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -38,15 +49,33 @@ class GateDecision:
     def reason(self) -> str:
         if self.passed:
             return f"passed ({self.compared} metrics compared)"
-        return "; ".join(f["note"] if "note" in f else
-                         f"{f['evaluator']} {f['metric']}: {f['candidate']:.4f} vs active "
-                         f"{f['active']:.4f} (tolerance {f['tolerance']})"
-                         for f in self.failures)
+        return "; ".join(f["note"] if "note" in f else _regression(f) for f in self.failures)
+
+    def headline(self) -> str:
+        """A short outcome for run names and dashboards, e.g. `ndcg@10 -0.012 beyond 0.005`."""
+        if self.passed:
+            return "passed"
+        first = self.failures[0]
+        if "note" in first:
+            return first.get("short", first["note"])
+        return (f"{first['metric']} {first['candidate'] - first['active']:+.3f} beyond "
+                f"{first['tolerance']:g}")
+
+
+def _regression(f: dict) -> str:
+    delta = f["candidate"] - f["active"]
+    return (f"{f['evaluator']} {f['metric']}: {f['candidate']:.4f} vs active {f['active']:.4f} "
+            f"({delta:+.4f}, tolerance {f['tolerance']:g})")
 
 
 def tolerance_for(config: GateConfig, evaluator: str, metric: str) -> float:
     return config.tolerances.get(f"{evaluator}:{metric}",
                                  config.tolerances.get(metric, config.default_tolerance))
+
+
+def metric_map(rows: Rows) -> dict[MetricKey, tuple[float, bool | None]]:
+    return {(r["evaluator"], r["metric"]): (float(r["value"]), r["greater_is_better"])
+            for r in rows}
 
 
 def decide(candidate: dict[MetricKey, tuple[float, bool | None]],
@@ -75,3 +104,75 @@ def decide(candidate: dict[MetricKey, tuple[float, bool | None]],
                              "direction": "higher is better" if higher_better
                              else "lower is better"})
     return GateDecision(not failures or not config.enabled, compared, failures)
+
+
+def broken(rows: Rows, index_report: dict[str, Any] | None, config: GateConfig) -> list[dict]:
+    """Absolute failures of one version, whatever any other version scores."""
+    health = {r["metric"]: float(r["value"]) for r in rows if r["evaluator"] == "health"}
+    failures = []
+    for metric, what in (("nan_vectors", "NaN"), ("zero_vectors", "all-zero")):
+        if health.get(metric, 0) > 0:
+            failures.append({"evaluator": "health", "metric": metric,
+                             "short": f"{int(health[metric])} {what} vectors",
+                             "note": f"{int(health[metric])} {what} vectors: the model or its "
+                                     "input is broken"})
+    vectors = health.get("vectors", 0)
+    share = health.get("duplicate_vectors", 0) / vectors if vectors else 0.0
+    if share > config.max_duplicate_share:
+        failures.append({"evaluator": "health", "metric": "duplicate_vectors",
+                         "short": f"{share:.0%} identical vectors",
+                         "note": f"{share:.0%} of distinct chunk texts share a vector with "
+                                 "another (gate.max_duplicate_share "
+                                 f"{config.max_duplicate_share:g}): the model collapses "
+                                 "different texts"})
+    if index_report:
+        target = index_report.get("target_recall", 0)
+        for key, which in (("recall", "tuning"), ("heldout_recall", "held-out")):
+            value = index_report.get(key)
+            if value is not None and value < target:
+                failures.append({
+                    "evaluator": "index", "metric": f"{key}@{index_report.get('recall_k')}",
+                    "short": f"index recall {value:.2f} below {target:g}",
+                    "note": f"index recall@{index_report.get('recall_k')} on {which} queries is "
+                            f"{value:.4f} at ef {index_report.get('ef')}, below its target "
+                            f"{target:g}: search would miss results"})
+    return failures
+
+
+def judge(candidate: Rows, active: Rows | None, config: GateConfig,
+          index_report: dict[str, Any] | None = None) -> GateDecision:
+    """The gate's decision for a candidate (rows in memory) against the active version's rows.
+
+    `active` None: a first version, checked on the absolute criteria only.
+    """
+    absolute = broken(candidate, index_report, config)
+    if active is None:
+        return GateDecision(not absolute or not config.enabled, 0, absolute)
+    decision = decide(metric_map(candidate), metric_map(active), config)
+    failures = absolute + decision.failures
+    if config.require_improvement and not failures:
+        failures = _require_improvement(candidate, active)
+    return GateDecision(not failures or not config.enabled, decision.compared, failures)
+
+
+def _require_improvement(new_rows: Rows, old_rows: Rows) -> list[dict]:
+    """Failures unless every shared labelled primary metric strictly improved."""
+    def labelled(r: dict) -> bool:  # informational rows (no direction) prove nothing
+        return bool(r["is_primary"]) and r["evaluator"] != "health" \
+            and r["greater_is_better"] is not None
+
+    old = {(r["evaluator"], r["metric"]): r for r in old_rows if labelled(r)}
+    shared = [(r, old[(r["evaluator"], r["metric"])]) for r in new_rows
+              if labelled(r) and (r["evaluator"], r["metric"]) in old]
+    if not shared:
+        return [{"evaluator": "-", "metric": "labelled primary metric",
+                 "short": "no evaluation set to show improvement",
+                 "note": "no labelled evaluation set shared with the active version: improvement "
+                         "cannot be shown (set evaluate.beir or evaluate.sts)"}]
+    return [{"evaluator": n["evaluator"], "metric": n["metric"], "candidate": n["value"],
+             "active": o["value"], "tolerance": 0.0,
+             "note": f"{n['evaluator']} {n['metric']}: {n['value']:.4f} does not improve on "
+                     f"the active {o['value']:.4f} (required for a retrained model)"}
+            for n, o in shared
+            if not (n["value"] > o["value"] if n["greater_is_better"]
+                    else n["value"] < o["value"])]

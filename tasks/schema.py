@@ -15,11 +15,11 @@ RAW_DOCUMENTS = pa.schema(
         ("text", pa.string()),
         ("source", pa.string()),  # file path relative to the source root
         ("row", pa.int64()),  # 1-based line/row in that file; 0 for whole-file documents
-        ("markup", pa.string()),  # "text" or "html": how clean should read `text`
+        ("markup", pa.string()),  # "text", "html" or "auto": how clean should read `text`
     ]
 )
 
-DOCUMENTS = pa.schema(
+CLEANED = pa.schema(
     [
         ("doc_id", pa.string()),
         ("title", pa.string()),
@@ -27,10 +27,13 @@ DOCUMENTS = pa.schema(
         ("content_hash", pa.string()),  # sha256 of `text`
         ("source", pa.string()),
         ("row", pa.int64()),
-        ("n_tokens", pa.int64()),  # model tokens of `text`, without special tokens
-        ("n_unknown", pa.int64()),  # of which the tokenizer's unknown token
     ]
 )
+
+# Cleaned documents with their token counts: what a version stores.
+DOCUMENTS = CLEANED.append(
+    pa.field("n_tokens", pa.int64())  # model tokens of `text`, without special tokens
+).append(pa.field("n_unknown", pa.int64()))  # of which the tokenizer's unknown token
 
 QUARANTINE = pa.schema(
     [
@@ -44,7 +47,8 @@ QUARANTINE = pa.schema(
 )
 
 QUARANTINE_REASONS = (
-    "unreadable",  # the file could not be read or decoded
+    "unreadable",  # the file could not be read (or is a link/special file never opened)
+    "bad_encoding",  # invalid UTF-8 or a lone surrogate: not storable as text
     "bad_record",  # a JSONL/CSV/Parquet row that is not a usable record
     "missing_text",  # no text field, or it is not a string
     "empty",  # nothing left after cleaning

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from flows.cli_server import api_healthy, stop_process_group
+from flows.cli.common import api_healthy, stop_process_group
 
 BIN = Path(sys.executable).parent
 

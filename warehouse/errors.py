@@ -21,5 +21,17 @@ class NoActiveVersion(WarehouseError):
     """The warehouse has no active version yet (nothing ingested)."""
 
 
-class ReadOnlyQuery(WarehouseError):
-    """A statement given to `sql` would write."""
+class VersionExpired(WarehouseError):
+    """A version whose data `gc` removed: its metadata remains, its rows do not."""
+
+
+class QueryRefused(WarehouseError):
+    """A statement given to `sql` that the sandbox does not run (not one SELECT over the views)."""
+
+
+class IndexMismatch(WarehouseError):
+    """An index file does not belong to the version it is loaded for (or is missing)."""
+
+
+class VersionRejected(WarehouseError):
+    """A version the quality gate rejected, asked to become active without force."""

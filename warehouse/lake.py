@@ -50,6 +50,21 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def redact_catalog(catalog: str | None) -> str | None:
+    """`catalog` with its password (if any) replaced by ***, for anything a person may see.
+
+    >>> redact_catalog("postgresql://ann:pw@127.0.0.1:5433/lake")
+    'postgresql://ann:***@127.0.0.1:5433/lake'
+    """
+    if not catalog or "://" not in catalog:
+        return catalog
+    url = urlparse(catalog)
+    if not url.password:
+        return catalog
+    netloc = url.netloc.replace(f":{url.password}@", ":***@", 1)
+    return url._replace(netloc=netloc).geturl()
+
+
 def catalog_attach_string(directory: Path, catalog: str | None) -> tuple[str, str]:
     """(DuckLake ATTACH target, catalog extension) for the warehouse's catalog setting.
 
@@ -97,6 +112,8 @@ def connect(directory: Path, catalog: str | None = None, read_only: bool = False
     Raises:
         WarehouseError: a reader opens a warehouse that does not exist yet.
     """
+    if directory.exists() and not directory.is_dir():
+        raise WarehouseError(f"--warehouse {directory} is a file, not a warehouse directory")
     target, catalog_extension = catalog_attach_string(directory.resolve(), catalog)
     if read_only and catalog_extension == "sqlite_scanner" and not (
             directory / "catalog.sqlite").exists():
@@ -123,7 +140,10 @@ def connect(directory: Path, catalog: str | None = None, read_only: bool = False
         con.execute("ATTACH " + sql_literal(target) + " AS lake (" + options + ")")
     except duckdb.Error as exc:
         con.close()
-        raise WarehouseError(f"cannot open the warehouse catalog at {directory}: {exc}") from exc
+        password = urlparse(catalog).password if catalog and "://" in catalog else None
+        detail = str(exc).replace(password, "***") if password else str(exc)
+        raise WarehouseError(f"cannot open the warehouse catalog at {directory}: "
+                             f"{detail}") from exc
     if not read_only:
         _create_tables(con)
     return con

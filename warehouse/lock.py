@@ -17,18 +17,47 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from warehouse.errors import WarehouseLocked
+from warehouse.errors import WarehouseError, WarehouseLocked
+
+
+def warehouse_directory(directory: Path, create: bool) -> Path:
+    """`directory` checked to be a warehouse directory (created when `create`).
+
+    Raises:
+        WarehouseError: it is a file, or it does not exist and `create` is off.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise WarehouseError(f"--warehouse {directory} is a file, not a warehouse directory")
+    if not directory.exists():
+        if not create:
+            raise WarehouseError(f"no warehouse at {directory}: run `embedpipe ingest SOURCE` "
+                                 "first (or pass --warehouse / set EMBEDPIPE_WAREHOUSE)")
+        directory.mkdir(parents=True)
+    return directory
+
+
+def check_unlocked(directory: Path, wait_seconds: float = 0.0, create: bool = True) -> None:
+    """Fail now, before any slow start-up, if another writer holds the warehouse.
+
+    A probe only (the lock is released at once); the writer takes it for real later. With
+    `wait_seconds` the caller means to wait, so nothing is probed.
+    """
+    if wait_seconds > 0:
+        return
+    with writer_lock(directory, 0.0, create=create):
+        pass
 
 
 @contextmanager
-def writer_lock(directory: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+def writer_lock(directory: Path, wait_seconds: float = 0.0, create: bool = True
+                ) -> Iterator[None]:
     """Hold the warehouse's writer lock, or raise `WarehouseLocked` naming the holder.
 
     Args:
-        directory: the warehouse directory.
+        directory: the warehouse directory (created if missing, unless `create` is off).
         wait_seconds: how long to keep trying before giving up; 0 fails at once.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    warehouse_directory(directory, create)
     path = directory / "writer.lock"
     handle = path.open("a+")
     deadline = time.monotonic() + wait_seconds

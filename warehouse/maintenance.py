@@ -1,8 +1,9 @@
-"""Version maintenance: compare two versions, and expire old ones with their files.
+"""Version maintenance: compare, promote, expire.
 
-`diff_versions` reads two snapshots; `collect_garbage` expires the DuckLake snapshots that no kept
-version needs, lets DuckLake delete the Parquet files only they referenced, and removes the
-expired versions' index directories.
+`diff_versions` reads two snapshots; `compare_metrics` puts two versions' metrics side by side;
+`make_active` is the promotion policy (a rejected version needs force, an expired one is gone);
+`collect_garbage` expires the DuckLake snapshots that no kept version needs, lets DuckLake delete
+the Parquet files only they referenced, and removes the expired versions' index directories.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from warehouse import queries
+from warehouse import indexes, queries
 from warehouse.diff import diff_documents
+from warehouse.errors import VersionRejected
 from warehouse.store import Version, Warehouse
 from warehouse.writer import WarehouseWriter
 
@@ -36,7 +38,7 @@ class VersionDiff:
 
 def diff_versions(warehouse: Warehouse, a: int, b: int) -> VersionDiff:
     """Documents and chunks that differ between versions `a` and `b`."""
-    va, vb = warehouse.version(a), warehouse.version(b)
+    va, vb = warehouse.readable(a), warehouse.readable(b)
     docs = diff_documents(warehouse.documents_state(va), warehouse.documents_state(vb))
     with warehouse.session() as session:
         ca = dict(session.con.execute(queries.chunks_state(va.lake_snapshot)).fetchall())
@@ -47,6 +49,46 @@ def diff_versions(warehouse: Warehouse, a: int, b: int) -> VersionDiff:
     return VersionDiff(a, b, {"added": docs.added, "changed": docs.changed,
                               "deleted": docs.deleted}, chunks,
                        va.model_fingerprint != vb.model_fingerprint)
+
+
+def compare_metrics(warehouse: Warehouse, a: int, b: int) -> list[dict[str, Any]]:
+    """Every metric of versions `a` and `b` side by side, with `delta` = b - a and whether the
+    change is an improvement (`better`: None when the metric has no direction or no delta)."""
+    warehouse.version(a), warehouse.version(b)
+    left = {(r["evaluator"], r["metric"]): r for r in warehouse.metrics(a)}
+    right = {(r["evaluator"], r["metric"]): r for r in warehouse.metrics(b)}
+    rows = []
+    for key in sorted(set(left) | set(right)):
+        va = left[key]["value"] if key in left else None
+        vb = right[key]["value"] if key in right else None
+        direction = (left.get(key) or right.get(key) or {}).get("greater_is_better")
+        delta = None if va is None or vb is None else vb - va
+        better = None if not delta or direction is None else (delta > 0) == direction
+        rows.append({"evaluator": key[0], "metric": key[1], "a": va, "b": vb, "delta": delta,
+                     "greater_is_better": direction, "better": better})
+    return rows
+
+
+def make_active(writer: WarehouseWriter, version_id: int, force: bool = False) -> Version:
+    """Point the warehouse at `version_id` (promote or roll back): moves a pointer, copies nothing.
+
+    Raises:
+        VersionExpired: its data is gone; nothing can make it active again.
+        VersionRejected: the gate rejected it and `force` is off.
+        IndexMismatch: its index is missing or not its own (rebuild with `embedpipe index`).
+    """
+    target = writer.warehouse.version(version_id)
+    if target.status == "expired":
+        writer.warehouse.readable(version_id)  # raises VersionExpired with the readable ones
+    if target.status == "rejected" and not force:
+        raise VersionRejected(f"version {version_id} was rejected by the quality gate "
+                              f"({target.gate.get('reason', 'no reason recorded')}); "
+                              "pass --force to make it active anyway")
+    indexes.checked(writer.warehouse, target)  # never point search at a version without index
+    if force and target.status == "rejected":
+        writer.record_gate(version_id, {**target.gate, "forced": True,
+                                        "forced_from_status": target.status})
+    return writer.promote(version_id)
 
 
 def versions_to_expire(versions: list[Version], keep: int) -> list[Version]:

@@ -20,8 +20,7 @@ MAX_VERSION = """
 CURRENT_SNAPSHOT = "SELECT id FROM lake.current_snapshot()"
 HEAD_DOCUMENTS = "SELECT doc_id, content_hash, n_tokens, n_unknown FROM lake.documents"
 # `ids` and `hashes` are Arrow tables registered on the connection for the statement.
-HEAD_CHUNKS_OF = """
-    SELECT * FROM lake.chunks WHERE doc_id IN (SELECT doc_id FROM ids) ORDER BY doc_id, seq"""
+COUNT_HEAD_CHUNKS_OF = "SELECT count(*) FROM lake.chunks WHERE doc_id IN (SELECT doc_id FROM ids)"
 KNOWN_HASHES = """
     SELECT DISTINCT e.text_hash FROM lake.embeddings e
     WHERE e.model_fingerprint = ? AND e.text_hash IN (SELECT text_hash FROM hashes)"""
@@ -49,7 +48,11 @@ SET_INDEX_META = "UPDATE lake.versions SET index_meta = ? WHERE version_id = ?"
 SET_SUMMARY = "UPDATE lake.versions SET summary = ? WHERE version_id = ?"
 SET_GATE = "UPDATE lake.versions SET gate = ? WHERE version_id = ?"
 INSERT_METRICS = "INSERT INTO lake.quality_metrics BY NAME SELECT * FROM new_metrics"
-DELETE_METRICS = "DELETE FROM lake.quality_metrics WHERE version_id = ? AND evaluator = ?"
+# Metrics are replaced one (evaluator, metric) at a time: re-evaluating a version never erases a
+# metric that only an earlier evaluation could compute (e.g. overlap with a then-active version).
+DELETE_METRICS = """
+    DELETE FROM lake.quality_metrics WHERE version_id = ? AND (evaluator, metric) IN (
+        SELECT (evaluator, metric) FROM new_metrics)"""
 VERSION_METRICS = """
     SELECT evaluator, metric, value, greater_is_better, is_primary, created_at
     FROM lake.quality_metrics WHERE version_id = ? ORDER BY evaluator, metric"""
@@ -58,6 +61,11 @@ DRIFT_ALARMS = """
     SELECT check_id, any_value(alarm) AS alarm, max(checked_at) AS checked_at
     FROM lake.drift_metrics WHERE version_id = ? AND kind = ?
     GROUP BY check_id ORDER BY checked_at DESC LIMIT ?"""
+LAST_DRIFT_CHECK = """
+    SELECT check_id, any_value(version_id) AS version_id, any_value(kind) AS kind,
+           any_value(source) AS source, max(checked_at) AS checked_at,
+           bool_or(alarm) AS alarm, bool_or(drifted) AS drifted
+    FROM lake.drift_metrics GROUP BY check_id ORDER BY max(checked_at) DESC LIMIT 1"""
 SET_PINNED = "UPDATE lake.versions SET pinned = ? WHERE version_id = ?"
 
 
@@ -101,6 +109,48 @@ def version_vectors(snapshot: int) -> str:
         JOIN lake.embeddings e {_at(snapshot)}
           ON e.text_hash = c.text_hash AND e.model_fingerprint = ?
         ORDER BY c.chunk_key"""
+
+
+def distinct_vectors(snapshot: int) -> str:
+    """(text_hash, vector) of each distinct chunk text of a version; bind the fingerprint."""
+    return f"""
+        SELECT e.text_hash, e.vector FROM lake.embeddings e {_at(snapshot)}
+        WHERE e.model_fingerprint = ?
+          AND e.text_hash IN (SELECT text_hash FROM lake.chunks {_at(snapshot)})
+        ORDER BY e.text_hash"""
+
+
+def version_chunks(snapshot: int) -> str:
+    """Every chunk of a version with its document's title, by chunk key."""
+    return f"""
+        SELECT c.chunk_key, c.chunk_id, c.doc_id, c.seq, c.text_hash, c.text, c.n_tokens,
+               d.title
+        FROM lake.chunks c {_at(snapshot)}
+        JOIN lake.documents d {_at(snapshot)} USING (doc_id)
+        ORDER BY c.chunk_key"""
+
+
+def version_documents(snapshot: int) -> str:
+    """Documents of a version as the cleaner made them."""
+    return (f"SELECT doc_id, title, text, content_hash, source, \"row\" "
+            f"FROM lake.documents {_at(snapshot)} ORDER BY doc_id")
+
+
+def reference_chunks(snapshot: int) -> str:
+    """A seeded sample of one chunk per document, with its vector.
+
+    Bind: seed, model fingerprint, seed, size. `hash` is deterministic, so the same version and
+    seed give the same sample, without reading the whole table into Python.
+    """
+    return f"""
+        WITH one AS (
+            SELECT c.doc_id, c.text, c.text_hash FROM lake.chunks c {_at(snapshot)}
+            QUALIFY row_number() OVER (PARTITION BY c.doc_id
+                                       ORDER BY hash(c.chunk_key, ?::BIGINT)) = 1)
+        SELECT one.text, e.vector FROM one
+        JOIN lake.embeddings e {_at(snapshot)}
+          ON e.text_hash = one.text_hash AND e.model_fingerprint = ?
+        ORDER BY hash(one.doc_id, ?::BIGINT) LIMIT ?"""
 
 
 def chunks_by_keys(snapshot: int) -> str:

@@ -5,6 +5,8 @@ them, read back with `AT (VERSION => snapshot)`. `embeddings` is append-only and
 (model_fingerprint, text_hash): the reuse cache from which every version's vectors are joined.
 """
 
+import pyarrow as pa
+
 TABLES: dict[str, str] = {
     "documents": """
         doc_id VARCHAR, title VARCHAR, text VARCHAR, content_hash VARCHAR, source VARCHAR,
@@ -23,7 +25,7 @@ TABLES: dict[str, str] = {
         chunker_config VARCHAR, corpus_fingerprint VARCHAR, lake_snapshot BIGINT,
         n_documents BIGINT, n_chunks BIGINT, n_embedded BIGINT, n_reused BIGINT,
         n_quarantined BIGINT, max_chunk_key BIGINT, created_at TIMESTAMP, message VARCHAR,
-        summary VARCHAR, index_meta VARCHAR, gate VARCHAR""",
+        summary VARCHAR, index_meta VARCHAR, gate VARCHAR, model_backend VARCHAR""",
     "quality_metrics": """
         version_id BIGINT, evaluator VARCHAR, metric VARCHAR, value DOUBLE,
         greater_is_better BOOLEAN, is_primary BOOLEAN, created_at TIMESTAMP""",
@@ -32,6 +34,19 @@ TABLES: dict[str, str] = {
         n_reference BIGINT, n_current BIGINT, metric VARCHAR, value DOUBLE, alarm BOOLEAN,
         drifted BOOLEAN""",
 }
+
+# Arrow schemas of the rows writers append (the DDL above, column for column).
+METRICS_ROWS = pa.schema([
+    ("version_id", pa.int64()), ("evaluator", pa.string()), ("metric", pa.string()),
+    ("value", pa.float64()), ("greater_is_better", pa.bool_()), ("is_primary", pa.bool_()),
+    ("created_at", pa.timestamp("us")),
+])
+DRIFT_ROWS = pa.schema([
+    ("check_id", pa.string()), ("version_id", pa.int64()), ("checked_at", pa.timestamp("us")),
+    ("kind", pa.string()), ("source", pa.string()), ("n_reference", pa.int64()),
+    ("n_current", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
+    ("alarm", pa.bool_()), ("drifted", pa.bool_()),
+])
 
 VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")
 

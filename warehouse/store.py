@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from warehouse import queries
-from warehouse.errors import NoActiveVersion, VersionNotFound
+from warehouse import queries, sandbox
+from warehouse.errors import NoActiveVersion, VersionExpired, VersionNotFound
 from warehouse.lake import connect as lake_connect
 from warehouse.schema import UNVERSIONED_VIEWS, VERSIONED_TABLES
 
@@ -38,6 +38,7 @@ class Version:
     model_name: str
     model_location: str
     model_fingerprint: str
+    model_backend: str | None  # None: written before backends were recorded (torch)
     dimension: int
     chunker_config: dict[str, Any]
     corpus_fingerprint: str
@@ -97,12 +98,18 @@ class LakeSession:
         """(doc_id, content_hash, n_tokens, n_unknown) of the latest published state."""
         return self.con.execute(queries.HEAD_DOCUMENTS).to_arrow_table()
 
-    def head_chunks(self, doc_ids: list[str]) -> pa.Table:
+    def count_head_chunks(self, doc_ids: list[str]) -> int:
+        """Chunks the latest published state holds for these documents."""
         self.con.register("ids", pa.table({"doc_id": pa.array(doc_ids, pa.string())}))
         try:
-            return self.con.execute(queries.HEAD_CHUNKS_OF).to_arrow_table()
+            return int(self.con.execute(queries.COUNT_HEAD_CHUNKS_OF).fetchone()[0])  # type: ignore[index]
         finally:
             self.con.unregister("ids")
+
+    def documents_at(self, version: Version) -> pa.Table:
+        """(doc_id, content_hash) of every document of `version`."""
+        return self.con.execute(queries.documents_state(int(version.lake_snapshot))
+                                ).to_arrow_table()
 
     def known_hashes(self, fingerprint: str, text_hashes: list[str]) -> set[str]:
         """Which of `text_hashes` already have a vector of model `fingerprint`."""
@@ -169,24 +176,62 @@ class Warehouse:
         known = ", ".join(str(v.version_id) for v in versions) or "none"
         raise VersionNotFound(f"version {version_id} is not in {self.path} (versions: {known})")
 
+    def readable(self, version_id: int | None = None) -> Version:
+        """Like `version`, but refuses a version whose data `gc` has removed.
+
+        Raises:
+            VersionExpired: the version was expired; its rows and files are gone.
+        """
+        v = self.version(version_id)
+        if v.status == "expired":
+            kept = [str(x.version_id) for x in self.versions() if x.status != "expired"]
+            raise VersionExpired(f"version {v.version_id} was expired by `embedpipe gc`: its "
+                                 f"data is gone (readable versions: {', '.join(kept) or 'none'})")
+        return v
+
+    def active_or_none(self) -> Version | None:
+        """The active version, or None when nothing is active (or nothing exists) yet."""
+        if not self.exists():
+            return None
+        active = [v for v in self.versions() if v.status == "active"]
+        return active[-1] if active else None
+
     def connect(self, version: int | None = None) -> duckdb.DuckDBPyConnection:
-        """A read-only DuckDB connection with views resolved at one version.
+        """A read-only DuckDB connection with views resolved at one version (trusted code only).
 
         Views: `documents`, `chunks`, `quarantine` (as of that version), `embeddings` (chunk_key,
-        chunk_id, doc_id, vector FLOAT[d] of that version's model), `versions`, `quality_metrics`.
-        The lake itself stays attached as `lake` for time travel of your own.
+        chunk_id, doc_id, vector FLOAT[d] of that version's model), `versions`, `quality_metrics`,
+        `drift_metrics`. The lake itself stays attached as `lake` for time travel of your own.
+        For SQL typed by a person use `sandbox()`.
         """
-        v = self.version(version)
+        con, _ = self._version_views(self.readable(version))
+        return con
+
+    def _version_views(self, v: Version) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
         con = lake_connect(self.path, self.catalog, read_only=True)
         snap = int(v.lake_snapshot)
         for table in VERSIONED_TABLES:
             con.execute(queries.versioned_view(table, snap, v.version_id))
         con.execute(queries.embeddings_view(snap, v.model_fingerprint, int(v.dimension)))
         present = _tables(con)  # an older warehouse may lack tables until its next writer
-        for table in UNVERSIONED_VIEWS:
-            if table in present:
-                con.execute(queries.current_view(table))
-        return con
+        unversioned = [t for t in UNVERSIONED_VIEWS if t in present]
+        for table in unversioned:
+            con.execute(queries.current_view(table))
+        return con, frozenset([*VERSIONED_TABLES, "embeddings", *unversioned])
+
+    def sandbox(self, version: int | None = None) -> SqlSession:
+        """A session for SQL typed by a person: one SELECT over one version's views, no files.
+
+        See `warehouse/sandbox.py` for what it refuses and how.
+        """
+        con, views = self._version_views(self.readable(version))
+        try:
+            data = self.path.resolve() / "data"
+            sandbox.lock_down(con, [f"{data}/"], [str(self.path.resolve() / "catalog.sqlite")])
+        except BaseException:
+            con.close()
+            raise
+        return SqlSession(con, views)
 
     def vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
         """(chunk_keys int64, vectors float32 (n, d)) of one version, ordered by chunk_key."""
@@ -194,6 +239,34 @@ class Warehouse:
             table = con.execute(queries.version_vectors(int(version.lake_snapshot)),
                                 [version.model_fingerprint]).to_arrow_table()
         return arrow_vectors(table, int(version.dimension))
+
+    def distinct_vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
+        """(text hashes, vectors (n, d) float32): one per distinct chunk text of `version`."""
+        with self._reader() as con:
+            table = con.execute(queries.distinct_vectors(int(version.lake_snapshot)),
+                                [version.model_fingerprint]).to_arrow_table()
+        hashes = np.asarray(table["text_hash"].to_pylist(), dtype=object)
+        return hashes, _vector_matrix(table, int(version.dimension))
+
+    def reference_sample(self, version: Version, size: int, seed: int
+                         ) -> tuple[list[str], np.ndarray]:
+        """(texts, vectors) of a seeded sample of `size` chunks, one per document."""
+        with self._reader() as con:
+            table = con.execute(queries.reference_chunks(int(version.lake_snapshot)),
+                                [seed, version.model_fingerprint, seed, size]).to_arrow_table()
+        return table["text"].to_pylist(), _vector_matrix(table, int(version.dimension))
+
+    def chunks(self, version: Version) -> pa.Table:
+        """Every chunk of `version` (key, ids, seq, text hash, text, tokens, title), by key."""
+        with self._reader() as con:
+            return con.execute(queries.version_chunks(int(version.lake_snapshot))
+                               ).to_arrow_table()
+
+    def documents(self, version: Version) -> pa.Table:
+        """The documents of `version` (doc_id, title, text, content_hash, source, row)."""
+        with self._reader() as con:
+            return con.execute(queries.version_documents(int(version.lake_snapshot))
+                               ).to_arrow_table()
 
     def chunk_rows(self, version: Version, keys: list[int]) -> dict[int, dict[str, Any]]:
         """Chunk and document fields of the given chunk keys, at `version`."""
@@ -215,6 +288,15 @@ class Warehouse:
             rows = con.execute(queries.DRIFT_ALARMS, [version_id, kind, limit]).fetchall()
         return [bool(r[1]) for r in reversed(rows)]
 
+    def last_drift_check(self) -> dict[str, Any] | None:
+        """The newest drift check (check_id, version_id, kind, source, checked_at, alarm,
+        drifted), or None when there was none."""
+        with self._reader() as con:
+            if "drift_metrics" not in _tables(con):
+                return None
+            rows = queries.fetch_dicts(con, queries.LAST_DRIFT_CHECK)
+        return rows[0] if rows else None
+
     def metrics(self, version_id: int) -> list[dict[str, Any]]:
         """The quality_metrics rows of one version."""
         with self._reader() as con:
@@ -222,8 +304,29 @@ class Warehouse:
 
     def documents_state(self, version: Version) -> pa.Table:
         """(doc_id, content_hash) of every document of `version`."""
-        with self._reader() as con:
-            return con.execute(queries.documents_state(int(version.lake_snapshot))).to_arrow_table()
+        with self.session() as session:
+            return session.documents_at(version)
+
+
+class SqlSession:
+    """A locked-down connection and the views it may read; close it (or use `with`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, views: frozenset[str]) -> None:
+        self.con = con
+        self.views = views
+
+    def query(self, sql: str, timeout: float | None = None, max_rows: int | None = None
+              ) -> sandbox.QueryResult:
+        return sandbox.run_query(self.con, sql, self.views, timeout, max_rows)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> SqlSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -233,11 +336,15 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def arrow_vectors(table: Any, dimension: int) -> tuple[np.ndarray, np.ndarray]:
     """Split a (chunk_key, vector FLOAT[]) result into NumPy arrays without a Python loop."""
     keys = table["chunk_key"].to_numpy().astype(np.int64)
-    if len(keys) == 0:
-        return keys, np.zeros((0, dimension), dtype=np.float32)
+    return keys, _vector_matrix(table, dimension)
+
+
+def _vector_matrix(table: Any, dimension: int) -> np.ndarray:
+    if table.num_rows == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
     flat = pa.concat_arrays([c.flatten() for c in table["vector"].chunks])
     matrix = flat.to_numpy(zero_copy_only=False).astype(np.float32)
-    return keys, matrix.reshape(len(keys), dimension)
+    return matrix.reshape(table.num_rows, dimension)
 
 
 def open(path: str | Path, catalog: str | None = None) -> Warehouse:  # noqa: A001 - the API name

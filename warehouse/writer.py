@@ -18,10 +18,11 @@ from typing import Any
 import pyarrow as pa
 
 from warehouse import queries
-from warehouse.errors import MixedModels
+from warehouse.errors import MixedModels, WarehouseError
 from warehouse.faults import checkpoint
 from warehouse.lake import connect as lake_connect
 from warehouse.lock import writer_lock
+from warehouse.schema import DRIFT_ROWS, METRICS_ROWS
 from warehouse.store import LakeSession, Version, Warehouse
 
 
@@ -36,6 +37,7 @@ class VersionDraft:
     chunker_config: dict[str, Any]
     corpus_fingerprint: str
     message: str | None = None
+    model_backend: str = "torch"
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +67,7 @@ class WarehouseWriter(LakeSession):
         Raises:
             MixedModels: a vector of another model, or a chunk without a vector of this model.
         """
+        self.delete_orphaned_files()  # left behind by a writer killed mid-commit
         fingerprints = set(changes.vectors["model_fingerprint"].to_pylist())
         if fingerprints - {draft.model_fingerprint}:
             raise MixedModels(
@@ -105,6 +108,7 @@ class WarehouseWriter(LakeSession):
                 "status": "candidate", "pinned": False,
                 "model_name": draft.model_name, "model_location": draft.model_location,
                 "model_fingerprint": draft.model_fingerprint, "dimension": draft.dimension,
+                "model_backend": draft.model_backend,
                 "chunker_config": json.dumps(draft.chunker_config, sort_keys=True),
                 "corpus_fingerprint": draft.corpus_fingerprint, "lake_snapshot": snapshot,
                 "n_documents": n_docs, "n_chunks": n_chunks,
@@ -139,18 +143,18 @@ class WarehouseWriter(LakeSession):
         self.con.execute(queries.SET_SUMMARY, [json.dumps(summary, default=str), version_id])
 
     def record_metrics(self, version_id: int, rows: list[dict[str, Any]]) -> None:
-        """Replace the version's metrics of each evaluator in `rows` with `rows`.
+        """Record the version's metrics; each (evaluator, metric) in `rows` replaces its old row.
 
         Rows: evaluator, metric, value, greater_is_better (None: informational), is_primary.
+        Metrics not in `rows` are kept (an earlier evaluation may have computed more).
         """
         now = datetime.now(UTC).replace(tzinfo=None)
         table = pa.Table.from_pylist([{"version_id": version_id, **r, "created_at": now}
-                                      for r in rows], schema=_METRICS_SCHEMA)
+                                      for r in rows], schema=METRICS_ROWS)
+        self.con.register("new_metrics", table)
         self.con.execute("BEGIN")
         try:
-            for evaluator in sorted({r["evaluator"] for r in rows}):
-                self.con.execute(queries.DELETE_METRICS, [version_id, evaluator])
-            self.con.register("new_metrics", table)
+            self.con.execute(queries.DELETE_METRICS, [version_id])
             self.con.execute(queries.INSERT_METRICS)
             self.con.execute("COMMIT")
         except BaseException:
@@ -161,7 +165,7 @@ class WarehouseWriter(LakeSession):
 
     def record_drift(self, rows: list[dict[str, Any]]) -> None:
         """Append one drift check (one row per statistic) to `drift_metrics`."""
-        self.con.register("new_drift", pa.Table.from_pylist(rows, schema=_DRIFT_SCHEMA))
+        self.con.register("new_drift", pa.Table.from_pylist(rows, schema=DRIFT_ROWS))
         try:
             self.con.execute(queries.INSERT_DRIFT)
         finally:
@@ -192,21 +196,6 @@ class WarehouseWriter(LakeSession):
         self.con.execute("CALL ducklake_delete_orphaned_files('lake', cleanup_all => true)")
 
 
-_METRICS_SCHEMA = pa.schema([
-    ("version_id", pa.int64()), ("evaluator", pa.string()), ("metric", pa.string()),
-    ("value", pa.float64()), ("greater_is_better", pa.bool_()), ("is_primary", pa.bool_()),
-    ("created_at", pa.timestamp("us")),
-])
-
-
-_DRIFT_SCHEMA = pa.schema([
-    ("check_id", pa.string()), ("version_id", pa.int64()), ("checked_at", pa.timestamp("us")),
-    ("kind", pa.string()), ("source", pa.string()), ("n_reference", pa.int64()),
-    ("n_current", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
-    ("alarm", pa.bool_()), ("drifted", pa.bool_()),
-])
-
-
 def _with_keys(chunks: pa.Table, first_key: int) -> pa.Table:
     keys = pa.array(range(first_key, first_key + chunks.num_rows), pa.int64())
     if "chunk_key" in chunks.column_names:
@@ -215,14 +204,20 @@ def _with_keys(chunks: pa.Table, first_key: int) -> pa.Table:
 
 
 @contextmanager
-def open_writer(warehouse: Warehouse, wait_seconds: float = 0.0, lock: bool = True
-                ) -> Iterator[WarehouseWriter]:
+def open_writer(warehouse: Warehouse, wait_seconds: float = 0.0, lock: bool = True,
+                create: bool = True) -> Iterator[WarehouseWriter]:
     """A read-write lake connection holding the writer lock; both released on exit.
 
     `lock=False` is for code that already holds the lock (a flow holds it for a whole run and
-    its tasks open their own connections).
+    its tasks open their own connections). `create=False` refuses a warehouse that does not
+    exist yet (maintenance commands must not create one at a mistyped path).
     """
-    with writer_lock(warehouse.path, wait_seconds) if lock else nullcontext():
+    if warehouse.path.exists() and not warehouse.path.is_dir():
+        raise WarehouseError(f"--warehouse {warehouse.path} is a file, not a warehouse directory")
+    if not create and not warehouse.exists():
+        raise WarehouseError(f"no warehouse at {warehouse.path}: run `embedpipe ingest SOURCE` "
+                             "first (or pass --warehouse / set EMBEDPIPE_WAREHOUSE)")
+    with writer_lock(warehouse.path, wait_seconds, create) if lock else nullcontext():
         con = lake_connect(warehouse.path, warehouse.catalog)
         try:
             yield WarehouseWriter(warehouse, con)

@@ -111,7 +111,8 @@ def test_ingest_then_drift_triggers_a_retrain_run(served):
     wait_until(retrained, 300, "retrain run created by the drift automation")
     candidate = wh.versions()[-1]
     assert candidate.message == "retrain (reembed) of version 1"
-    assert candidate.status == "active" and candidate.n_documents == 60
+    # The candidate holds the served corpus plus the drifted batch (150 + 60), not the batch alone.
+    assert candidate.status == "active" and candidate.n_documents == 210
     con = wh.connect()
     drifted = con.execute("SELECT bool_or(drifted) FROM drift_metrics").fetchone()[0]
     assert drifted is True

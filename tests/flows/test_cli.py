@@ -36,8 +36,8 @@ def test_usage_errors_exit_2_with_usage(tmp_path):
 
 
 def test_read_commands_never_import_prefect():
-    code = ("import sys; from flows import cli, cli_admin, search, config; "
-            "from warehouse import store, maintenance; "
+    code = ("import sys; from flows import cli, search, config; "
+            "from flows.cli import versions, query; from warehouse import store, maintenance; "
             "print('prefect' in sys.modules, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)

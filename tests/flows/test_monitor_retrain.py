@@ -15,7 +15,7 @@ import pytest
 from flows.config import load_config
 from flows.demo import stdlib_docstrings
 from tasks.embed import EmbedConfig, load_embedder
-from tasks.store import load_version_index
+from tasks.indexing import load_version_index
 from tests.conftest import write_jsonl
 from warehouse.store import open as open_warehouse
 
@@ -112,4 +112,6 @@ def test_reembed_strategy_is_promoted_through_the_gate(setup, tmp_path):
     wh = open_warehouse(config.warehouse.path)
     assert report["status"] == "published" and wh.version().version_id == \
         report["candidate_version"]
-    assert wh.version().n_documents == 80
+    # The candidate holds the active corpus plus the batch: 150 reference documents + 80 new.
+    # (It used to hold only the 80 of the batch: a retrain deleted the rest of the corpus.)
+    assert wh.version().n_documents == 230 == report["documents"]

@@ -19,7 +19,7 @@ from flows.config import load_config
 from tasks.embed import embed_texts
 from tasks.evalsets import load_beir
 from tasks.index import ExactIndex, recall_at_k
-from tasks.store import load_version_index
+from tasks.indexing import load_version_index
 from tests.conftest import DATA_DIR
 from warehouse.store import open as open_warehouse
 

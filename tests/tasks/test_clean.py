@@ -49,8 +49,9 @@ def test_every_row_lands_exactly_once():
     result = clean_documents(table, CleanConfig(min_chars=10))
     assert result.documents["doc_id"].to_pylist() == ["a", "e"]
     q = {r["row"]: (r["reason"], r["twin_doc_id"]) for r in result.quarantine.to_pylist()}
+    # A duplicate id names the kept record holding that id as its twin.
     assert q == {2: ("exact_duplicate", "a"), 3: ("empty", None), 4: ("too_short", None),
-                 5: ("duplicate_id", None)}
+                 5: ("duplicate_id", "a")}
     assert result.documents.num_rows + result.quarantine.num_rows == table.num_rows
 
 
@@ -82,3 +83,29 @@ def test_title_heads_the_text_and_content_hash_is_stable():
 def test_empty_input():
     result = clean_documents(raw(), CleanConfig())
     assert result.documents.num_rows == 0 and result.quarantine.num_rows == 0
+
+
+def test_an_empty_first_record_does_not_shadow_a_good_second_one_with_its_id():
+    # Found by hostile input: the empty record was quarantined, the good one rejected as a
+    # duplicate id, and the id ended up nowhere.
+    table = raw(("x", None, "   "), ("x", None, "A perfectly good text for this identifier."))
+    result = clean_documents(table, CleanConfig(min_chars=10))
+    assert result.documents["doc_id"].to_pylist() == ["x"]
+    assert result.documents["row"].to_pylist() == [2]
+    assert result.quarantine["reason"].to_pylist() == ["empty"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("<div><p>Nested <b>HTML</b> in a record</p><script>x()</script></div>",
+     "Nested HTML in a record"),
+    ("Use the <p> tag for a paragraph.", "Use the <p> tag for a paragraph."),  # prose, kept
+])
+def test_html_in_records_is_stripped_like_html_files(text, expected):
+    table = pa.table({"doc_id": ["h"], "title": [None], "text": [text], "source": ["f.jsonl"],
+                      "row": [1], "markup": ["auto"]})
+    assert clean_documents(table, CleanConfig(min_chars=1)).documents["text"].to_pylist() == \
+        [expected]
+
+
+def test_bidi_overrides_are_removed():
+    assert normalize_text("invoice\u202egnp.exe") == "invoicegnp.exe"

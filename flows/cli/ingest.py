@@ -1,0 +1,147 @@
+"""Commands that build versions: ingest, plan, index, demo-corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli.common import (
+    CatalogOpt,
+    ConfigOpt,
+    JsonOpt,
+    VerboseOpt,
+    WarehouseOpt,
+    app,
+    err,
+    make_config,
+    open_warehouse,
+    out,
+    prefect_api,
+)
+
+ModelOpt = Annotated[str | None, typer.Option(help="embedding model: path, hub name or 'hash'")]
+BackendOpt = Annotated[str | None, typer.Option(help="embedding backend (see embed.backend)")]
+ChunkOpt = Annotated[int | None, typer.Option(help="max tokens per chunk (special included)")]
+OverlapOpt = Annotated[int | None, typer.Option(help="tokens shared by neighbouring chunks")]
+BatchOpt = Annotated[int | None, typer.Option(help="embedding batch size")]
+IdOpt = Annotated[str | None, typer.Option(help="id field of JSONL/CSV/Parquet records")]
+TextOpt = Annotated[str | None, typer.Option(help="text field of JSONL/CSV/Parquet records")]
+SourceArg = Annotated[Path, typer.Argument(help="directory, .jsonl, .parquet or .csv")]
+
+
+def _ingest_flags(warehouse, catalog, model, chunk_tokens, overlap_tokens, batch_size, id_field,
+                  text_field, wait=None, backend=None) -> dict:
+    return {"warehouse.path": warehouse, "warehouse.catalog": catalog, "embed.model": model,
+            "embed.backend": backend, "chunk.max_tokens": chunk_tokens,
+            "chunk.overlap_tokens": overlap_tokens, "embed.batch_size": batch_size,
+            "source.id_field": id_field, "source.text_field": text_field,
+            "warehouse.lock_wait_seconds": wait}
+
+
+@app.command()
+def ingest(
+    source: SourceArg,
+    warehouse: WarehouseOpt = None,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = None,
+    chunk_tokens: ChunkOpt = None,
+    overlap_tokens: OverlapOpt = None,
+    batch_size: BatchOpt = None,
+    id_field: IdOpt = None,
+    text_field: TextOpt = None,
+    wait: Annotated[float | None, typer.Option(help="seconds to wait for another writer")] = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Clean, chunk, embed and index SOURCE into a new version of the warehouse."""
+    from tasks.load import check_source
+    from warehouse.lock import check_unlocked
+
+    cfg = make_config(config, **_ingest_flags(warehouse, catalog, model, chunk_tokens,
+                                              overlap_tokens, batch_size, id_field, text_field,
+                                              wait, backend))
+    check_source(source, cfg.source)
+    check_unlocked(cfg.warehouse.path, cfg.warehouse.lock_wait_seconds, create=True)
+    from flows.cli.render import print_problems, progress_bars, summary_table
+
+    with progress_bars(enabled=not as_json), prefect_api(verbose):
+        from flows.ingest import ingest_flow_for
+
+        summary = ingest_flow_for(cfg)(str(source), cfg)
+    print_problems(err, summary.problems, summary.quarantined)
+    if as_json:
+        print(summary.model_dump_json())
+    else:
+        out.print(summary_table(summary))
+
+
+@app.command()
+def plan(
+    source: SourceArg,
+    warehouse: WarehouseOpt = None,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    chunk_tokens: ChunkOpt = None,
+    overlap_tokens: OverlapOpt = None,
+    id_field: IdOpt = None,
+    text_field: TextOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dry run: what `ingest SOURCE` would change, embed and reuse, and how long it would take."""
+    from flows.cli.render import plan_table
+    from flows.plan import plan_source
+    from tasks.load import check_source
+
+    cfg = make_config(config, **_ingest_flags(warehouse, catalog, model, chunk_tokens,
+                                              overlap_tokens, None, id_field, text_field))
+    check_source(source, cfg.source)
+    report = plan_source(source, cfg)
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        out.print(plan_table(report))
+
+
+@app.command()
+def index(
+    version: Annotated[int | None, typer.Option(help="version (default: active)")] = None,
+    warehouse: WarehouseOpt = None,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the index files of a version (e.g. after a crash, or from an older embedpipe)."""
+    import json
+
+    from tasks.indexing import build_version_index
+    from warehouse.writer import open_writer
+
+    cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog})
+    wh = open_warehouse(warehouse, catalog, config)
+    target = wh.readable(version)
+    with open_writer(wh, cfg.warehouse.lock_wait_seconds, create=False) as writer:
+        _, report = build_version_index(wh, target, cfg.index)
+        writer.record_index(target.version_id, report.as_dict())
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    else:
+        out.print(f"index of version {target.version_id} rebuilt: {report.count} chunks "
+                  f"({report.distinct} distinct texts), ef {report.ef}, recall@{report.recall_k} "
+                  f"{report.recall:.4f}")
+
+
+@app.command("demo-corpus")
+def demo_corpus(
+    out_file: Annotated[Path, typer.Argument(help="JSONL file to write")],
+    limit: Annotated[int, typer.Option(help="at most this many documents")] = 3000,
+) -> None:
+    """Write the standard library's docstrings as a BEIR-style JSONL corpus."""
+    from flows.demo import write_demo_corpus
+
+    n = write_demo_corpus(out_file, limit)
+    out.print(f"wrote {n} documents to {out_file}")

@@ -1,0 +1,72 @@
+"""Commands that read a version: search and sql. No Prefect here."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from flows.cli.common import CatalogOpt, ConfigOpt, JsonOpt, WarehouseOpt, app, open_warehouse, out
+from flows.cli.render import plain
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many documents")] = 10,
+    version: Annotated[int | None, typer.Option(help="search this version, not the active")] = None,
+    warehouse: WarehouseOpt = None,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the active (or given) version for QUERY."""
+    from flows.search import search as run_search
+
+    hits = run_search(open_warehouse(warehouse, catalog, config), query, k=k, version_id=version)
+    if as_json:
+        for hit in hits:
+            print(json.dumps(hit.as_dict(), ensure_ascii=False))
+        return
+    table = Table("rank", "score", "doc id", "title / snippet", title=plain(f"“{query}”"))
+    for hit in hits:
+        title = hit.title if hit.title and hit.title != hit.doc_id else ""
+        text = plain(hit.snippet[:160])
+        if title:
+            heading = plain(title)
+            heading.stylize("bold")
+            text = Text.assemble(heading, " ", text)
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", plain(hit.doc_id), text)
+    out.print(table)
+
+
+@app.command()
+def sql(query: Annotated[str, typer.Argument(help="one SELECT over the version's views")],
+        version: Annotated[int | None, typer.Option(help="version (default: active)")] = None,
+        fmt: Annotated[Literal["table", "csv", "json"], typer.Option(
+            "--format", help="output format")] = "table",
+        timeout: Annotated[float | None, typer.Option(
+            help="stop the query after this many seconds")] = None,
+        warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
+        config: ConfigOpt = None) -> None:
+    """Run one read-only SELECT over views of one version: documents, chunks, embeddings,
+    quarantine, versions, quality_metrics, drift_metrics. No files, no writes, no ATTACH."""
+    with open_warehouse(warehouse, catalog, config).sandbox(version) as session:
+        result = session.query(query, timeout=timeout)
+    if fmt == "json":
+        for record in result.dicts():
+            print(json.dumps(record, default=str))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*(plain(v) for v in row))
+        out.print(table)

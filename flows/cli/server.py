@@ -1,0 +1,327 @@
+"""`embedpipe serve` and `embedpipe trigger`: the pipeline on a real Prefect server.
+
+`serve` starts `prefect server start` on 127.0.0.1 (unless PREFECT_API_URL names one already),
+records where it listens in `~/.embedpipe/server.json` (so `trigger` and `dashboard` on this
+machine find it), then runs `python -m deployments.serve` — the deployment definitions are
+handed to Prefect by module path, so nothing here imports `deployments/`. Ctrl-C stops both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+import typer
+
+from flows.cli.common import (
+    ConfigOpt,
+    ServerError,
+    WarehouseOpt,
+    api_healthy,
+    app,
+    err,
+    make_config,
+    out,
+    stop_process_group,
+)
+from flows.cli.render import plain
+from flows.config import ConfigError, merge, set_dotted
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
+SHORT_NAMES = {"ingest": "ingest-corpus/ingest", "monitor": "monitor-drift/monitor",
+               "retrain": "retrain/retrain", "evaluate": "evaluate-version/evaluate"}
+BIN = Path(sys.executable).parent
+
+
+def state_file() -> Path:
+    """Where `serve` records its server: EMBEDPIPE_HOME (default ~/.embedpipe)/server.json."""
+    home = Path(os.environ.get("EMBEDPIPE_HOME", Path.home() / ".embedpipe"))
+    return home / "server.json"
+
+
+def find_api() -> str:
+    """The Prefect API to talk to: PREFECT_API_URL, else the server `serve` started here.
+
+    Raises:
+        ServerError: neither answers (never falls back to a silent temporary server).
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        url = os.environ["PREFECT_API_URL"]
+        if not api_healthy(url):
+            raise ServerError(f"the Prefect API at PREFECT_API_URL={url} does not answer")
+        return url
+    try:
+        recorded = json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    url = recorded.get("api_url")
+    if url and api_healthy(url):
+        return str(url)
+    raise ServerError("no Prefect server found: start one with `embedpipe serve` (it is found "
+                      "automatically on this machine), or set PREFECT_API_URL to a server's API")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="port of the Prefect server (API and UI)")] = 4200,
+    warehouse: WarehouseOpt = None,
+    config: ConfigOpt = None,
+    startup_timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = 90,
+) -> None:
+    """Start a Prefect server on 127.0.0.1 (or use PREFECT_API_URL) and serve the deployments."""
+    cfg = make_config(config, **{"warehouse.path": warehouse})
+    # Ctrl-C and `kill` (SIGTERM) both stop the children: they run in their own sessions.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "EMBEDPIPE_WAREHOUSE": str(cfg.warehouse.path)}
+    if config is not None:
+        env["EMBEDPIPE_CONFIG"] = str(config.absolute())
+    children: list[subprocess.Popen] = []
+    try:
+        api_url = env.get("PREFECT_API_URL")
+        if not api_url:
+            api_url = f"http://127.0.0.1:{port}/api"
+            # The UI asks the API where these settings say: without them it calls port 4200.
+            server_env = {**env, "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                          "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": api_url}
+            children.append(subprocess.Popen(
+                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                 str(port)], env=server_env, start_new_session=True))
+            deadline = time.monotonic() + startup_timeout
+            while not api_healthy(api_url):
+                if time.monotonic() > deadline or children[0].poll() is not None:
+                    raise ServerError(f"Prefect server on 127.0.0.1:{port} did not become "
+                                      f"healthy within {startup_timeout:.0f} s")
+                time.sleep(0.5)
+            out.print(f"Prefect server and UI: {api_url.removesuffix('/api')}")
+        env["PREFECT_API_URL"] = api_url
+        _record(api_url)
+        children.append(subprocess.Popen([sys.executable, "-m", "deployments.serve"], env=env,
+                                         start_new_session=True))
+        out.print(f"serving deployments ingest, monitor, retrain, evaluate of warehouse "
+                  f"{cfg.warehouse.path}; Ctrl-C stops")
+        children[-1].wait()
+    except KeyboardInterrupt:
+        out.print("stopping")
+    finally:
+        for child in reversed(children):
+            stop_process_group(child)
+        _forget()
+
+
+def _record(api_url: str) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"api_url": api_url, "pid": os.getpid(),
+                                "since": datetime.now(UTC).isoformat(timespec="seconds")}))
+
+
+def _forget() -> None:
+    try:
+        if json.loads(state_file().read_text()).get("pid") == os.getpid():
+            state_file().unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`k=v` strings as a nested dict; values are JSON when they parse as JSON.
+
+    >>> parse_params(["source=/data/a.jsonl", "config.embed.batch_size=32"])
+    {'source': '/data/a.jsonl', 'config': {'embed': {'batch_size': 32}}}
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ServerError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if "." in key:
+            set_dotted(params, key, value)
+        else:
+            params[key] = value
+    return params
+
+
+def run_parameters(deployment: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a new run: the deployment's, with `--param`s on top, validated.
+
+    `config.section.key=value` becomes an override the run applies to the config it loads (the
+    one config merger of `flows.config`), checked here against the config's own schema; every
+    other parameter is checked against the deployment's parameter schema. Nothing is created
+    when anything is off.
+
+    Raises:
+        ConfigError: a config key that does not exist or a value of the wrong type.
+        ServerError: a parameter the deployment does not take, or of the wrong type.
+    """
+    from prefect.utilities.schema_tools.validation import validate
+
+    from flows.config import load_config
+
+    config_part = overrides.pop("config", None) or {}
+    dotted = dict(_flatten(config_part))
+    load_config(overrides=dotted)  # raises ConfigError naming the bad key or value
+    parameters = merge(dict(deployment.parameters or {}), overrides)
+    if dotted:
+        parameters["overrides"] = {**(parameters.get("overrides") or {}), **dotted}
+    schema = dict(deployment.parameter_openapi_schema or {})
+    known = set((schema.get("properties") or {}).keys())
+    unknown = sorted(set(parameters) - known) if known else []
+    if unknown:
+        raise ServerError(f"deployment {deployment.name!r} takes no parameter "
+                          f"{', '.join(map(repr, unknown))}; it takes {', '.join(sorted(known))}")
+    errors = validate(parameters, schema, raise_on_error=False, ignore_required=False,
+                      allow_none_with_default=True) if schema else []
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.path) or "parameters"
+        raise ServerError(f"parameter {where!r} is invalid: {first.message}")
+    return parameters
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and name.count(".") < 1:
+            items.extend(_flatten(value, name + "."))
+        else:
+            items.append((name, value))
+    return items
+
+
+@app.command()
+def trigger(
+    name: Annotated[str | None, typer.Argument(
+        help="ingest | monitor | retrain | evaluate | FLOW/NAME")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="KEY=VALUE, repeatable; config.SECTION.KEY=VALUE sets a config value")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="follow the run to its end")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="list deployments and parameters")] = False,
+    warehouse: WarehouseOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """Start a deployment run through the Prefect API; with --wait exit 1 unless it completes."""
+    api = find_api()
+    os.environ["PREFECT_API_URL"] = api
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    if list_ or name is None:
+        _list_deployments(as_json)
+        return
+    full = SHORT_NAMES.get(name, name)
+    overrides = parse_params(param or [])
+    if warehouse is not None:
+        set_dotted(overrides, "config.warehouse.path", str(warehouse.absolute()))
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(full)
+        except ObjectNotFound as exc:
+            raise ServerError(f"no deployment {full!r} on the Prefect server at {api}; "
+                              "`embedpipe trigger --list` shows the served ones") from exc
+    try:
+        parameters = run_parameters(deployment, overrides)
+    except ConfigError as exc:
+        raise ServerError(f"--param: {exc}") from exc
+    from prefect.deployments import run_deployment
+
+    # cast: run_deployment is sync here (no event loop); Prefect types it "run or coroutine".
+    run = cast("FlowRun", run_deployment(name=full, parameters=parameters,
+                                         timeout=None if wait else 0))
+    report = outcome(run)
+    report["deployment"] = full
+    if wait and report["state"] == "COMPLETED":
+        report["warehouse"] = warehouse_outcome(parameters)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        out.print(plain(f"{full}: flow run {run.name} ({run.id}) {report['state']}"
+                        + (f" — {report['message']}" if report.get("message") else "")))
+        latest = (report.get("warehouse") or {}).get("latest_version")
+        if latest:
+            out.print(f"version {latest['version_id']} ({latest['status']}); active version "
+                      f"{report['warehouse'].get('active_version')}")
+    if wait and not report["ok"]:
+        ended = report["state_name"] or report["state"]
+        err.print(plain(f"error: flow run {run.name} ended {ended}"
+                        + (f": {report['message']}" if report.get("message") else "")))
+        raise typer.Exit(1)
+
+
+def outcome(run: FlowRun) -> dict[str, Any]:
+    """What a finished (or started) run says about itself: state, its name and message.
+
+    A completed run whose state name says it was rejected or found drift is not `ok`: scripts
+    that wait on it learn the outcome from the exit code, as with the direct commands.
+    """
+    state = run.state
+    name = state.name if state else None
+    ok = bool(state and state.is_completed() and name not in ("Rejected", "Drift"))
+    return {"flow_run_id": str(run.id), "flow_run": run.name,
+            "state": state.type.value if state else None, "state_name": name,
+            "message": state.message if state else None, "ok": ok}
+
+
+def warehouse_outcome(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Latest and active version, and the last drift check, of the run's warehouse."""
+    from warehouse.store import Warehouse
+
+    path = (parameters.get("overrides") or {}).get("warehouse.path")
+    if not path:
+        return {}
+    wh = Warehouse(Path(path), make_config(None).warehouse.catalog)
+    if not wh.exists():
+        return {}
+    versions = wh.versions()
+    active = [v.version_id for v in versions if v.status == "active"]
+    result: dict[str, Any] = {
+        "path": str(wh.path), "active_version": active[-1] if active else None,
+        "latest_version": {"version_id": versions[-1].version_id,
+                           "status": versions[-1].status} if versions else None}
+    last = wh.last_drift_check()
+    if last:
+        result["last_drift_check"] = {"check_id": last["check_id"],
+                                      "drifted": bool(last["drifted"])}
+    return result
+
+
+def _list_deployments(as_json: bool) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments()
+        flows = {f.id: f.name for f in client.read_flows()}
+    rows: list[dict[str, Any]] = []
+    for d in sorted(deployments, key=lambda d: (flows.get(d.flow_id, ""), d.name)):
+        schema = d.parameter_openapi_schema or {}
+        rows.append({"name": f"{flows.get(d.flow_id, '?')}/{d.name}",
+                     "short": next((s for s, f in SHORT_NAMES.items()
+                                    if f == f"{flows.get(d.flow_id)}/{d.name}"), None),
+                     "parameters": sorted(dict(schema.get("properties") or {})),
+                     "defaults": {k: v for k, v in (d.parameters or {}).items() if v is not None},
+                     "description": d.description})
+    if as_json:
+        print(json.dumps(rows, default=str))
+        return
+    for row in rows:
+        out.print(plain(f"{row['short'] or row['name']:9} {row['name']}: {row['description']}"))
+        out.print(plain(f"          parameters: {', '.join(row['parameters'])}; defaults "
+                        f"{json.dumps(row['defaults'], default=str)}"))
+    out.print("config values: --param config.SECTION.KEY=VALUE (e.g. config.embed.batch_size=32)")

@@ -1,0 +1,122 @@
+"""Search results: the rows a version's index keeps per chunk, and chunk hits as document hits.
+
+Input: a version's chunks (key, ids, text, title) and the distinct-text label of each; then the
+rows and scores an index query returned. Output: the per-chunk rows table saved beside the index
+(`index_rows`) and ranked `SearchHit`s, one per document (its best chunk). Pure: no storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tasks.index import VersionIndex
+
+SNIPPET_CHARS = 240
+FETCH_FACTOR = 4  # chunks fetched per document asked for
+
+ROWS_SCHEMA = pa.schema([
+    ("label", pa.int64()),  # the distinct text's position in the ANN index
+    ("chunk_key", pa.int64()), ("chunk_id", pa.string()), ("doc_id", pa.string()),
+    ("title", pa.string()), ("snippet", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    rank: int
+    score: float
+    doc_id: str
+    title: str | None
+    chunk_id: str
+    snippet: str
+    version_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def snippet(text: str, title: str | None) -> str:
+    """The chunk's text on one line, without the title it repeats, cut to SNIPPET_CHARS.
+
+    >>> snippet("Tides\\n\\nTides are   the rise of the sea.", "Tides")
+    'Tides are the rise of the sea.'
+    """
+    flat = " ".join(text.split())
+    if title and flat.startswith(title):  # the first chunk repeats the title
+        flat = flat[len(title):].lstrip(" .:-—")
+    return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"
+
+
+def index_rows(chunks: pa.Table, labels: np.ndarray) -> pa.Table:
+    """One row per chunk, sorted by (label, chunk_key): the table saved beside an index.
+
+    Args:
+        chunks: chunk_key, chunk_id, doc_id, text, title of every chunk of a version.
+        labels: the distinct-text label of each chunk (as the index was built).
+    """
+    titles = chunks["title"].to_pylist()
+    snippets = [snippet(t, ti) for t, ti in zip(chunks["text"].to_pylist(), titles, strict=True)]
+    table = pa.table({"label": pa.array(labels, pa.int64()),
+                      "chunk_key": chunks["chunk_key"].cast(pa.int64()),
+                      "chunk_id": chunks["chunk_id"], "doc_id": chunks["doc_id"],
+                      "title": pa.array(titles, pa.string()),
+                      "snippet": pa.array(snippets, pa.string())}, schema=ROWS_SCHEMA)
+    return table.sort_by([("label", "ascending"), ("chunk_key", "ascending")])
+
+
+class HitRows:
+    """The rows of one index, as Python lists once, for many searches."""
+
+    def __init__(self, rows: pa.Table) -> None:
+        self.chunk_id = rows["chunk_id"].to_pylist()
+        self.doc_id = rows["doc_id"].to_pylist()
+        self.title = rows["title"].to_pylist()
+        self.snippet = rows["snippet"].to_pylist()
+
+    def document_hits(self, positions: np.ndarray, scores: np.ndarray, k: int, version_id: int
+                      ) -> list[SearchHit]:
+        """The best `k` documents of one query's chunk hits (each document's best chunk)."""
+        hits: list[SearchHit] = []
+        seen: set[str] = set()
+        for position, score in zip(positions.tolist(), scores.tolist(), strict=True):
+            if position < 0 or self.doc_id[position] in seen:
+                continue
+            seen.add(self.doc_id[position])
+            hits.append(SearchHit(len(hits) + 1, round(float(score), 4), self.doc_id[position],
+                                  self.title[position], self.chunk_id[position],
+                                  self.snippet[position], version_id))
+            if len(hits) == k:
+                break
+        return hits
+
+
+def search_vectors(index: Any, rows: HitRows, vectors: np.ndarray, k: int, version_id: int
+                   ) -> list[list[SearchHit]]:
+    """The search path: `k` documents per query vector, from `4 * k` chunks of `index`.
+
+    Chunks are over-fetched so that k distinct documents come back when a document has several
+    good chunks. Evaluation ranks through this same function, so its figures are what `search`
+    gives users (same ef, same fetch depth).
+    """
+    positions, scores = index.query_rows(np.asarray(vectors, dtype=np.float32), k * FETCH_FACTOR)
+    return [rows.document_hits(p, s, k, version_id) for p, s in zip(positions, scores,
+                                                                      strict=True)]
+
+
+@dataclass(frozen=True)
+class IndexedVersion:
+    """A version as search and evaluation see it.
+
+    `vectors[i]` is the vector of ANN label i (one per distinct chunk text); `labels[j]` is the
+    ANN label of row j of `rows` (rows are the index's chunk table, grouped by label).
+    """
+
+    version_id: int
+    index: VersionIndex
+    rows: HitRows
+    labels: np.ndarray
+    vectors: np.ndarray

@@ -1,0 +1,122 @@
+"""The one prep chain: load -> clean -> tokenize -> chunk, used by ingest, plan, monitor, retrain.
+
+Two halves, because an ingest decides between them which documents need chunking at all:
+`read_corpus` (load and clean: every input record kept, a duplicate naming its twin, or
+quarantined) and `chunk_corpus` (token counts and token-budget chunks of the given documents).
+`union` builds a retrain's corpus: the active version's documents with a new batch on top.
+
+Pure cores over Arrow tables; the source path is the only I/O, in `tasks.load`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks import chunk, clean, load, tokenize
+from tasks.errors import EmptyCorpus
+from tasks.schema import CLEANED
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Cleaned documents of a source, what was rejected, and how many records came in."""
+
+    source: str
+    documents: pa.Table  # schema.CLEANED
+    quarantine: pa.Table  # schema.QUARANTINE
+    n_input: int
+
+    @property
+    def accounted(self) -> bool:
+        return self.n_input == self.documents.num_rows + self.quarantine.num_rows
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a version is chunked: the chunk config and the model's sequence limit."""
+
+    config: chunk.ChunkConfig
+    max_seq_length: int
+
+    def record(self) -> dict[str, Any]:
+        """As stored with a version (and compared to decide whether chunks can be kept)."""
+        return {**self.config.model_dump(), "max_seq_length": self.max_seq_length}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Chunking:
+        fields = {k: v for k, v in record.items() if k in chunk.ChunkConfig.model_fields}
+        return cls(chunk.ChunkConfig(**fields), int(record.get("max_seq_length", 256)))
+
+
+def read_corpus(source: Path, source_config: load.SourceConfig,
+                clean_config: clean.CleanConfig) -> Corpus:
+    """Load and clean every record of `source`.
+
+    Raises:
+        SourceError: the source is missing or unreadable as a whole.
+    """
+    loaded = load.load_source(source, source_config)
+    cleaned = clean.clean_documents(loaded.documents, clean_config)
+    return Corpus(str(source), cleaned.documents,
+                  pa.concat_tables([loaded.problems, cleaned.quarantine]), loaded.num_records)
+
+
+def require_documents(corpus: Corpus) -> Corpus:
+    """`corpus`, unless nothing in it survived loading and cleaning.
+
+    Raises:
+        EmptyCorpus: naming the source, how many records came in and why they went.
+    """
+    if corpus.documents.num_rows:
+        return corpus
+    reasons = Counter(corpus.quarantine["reason"].to_pylist())
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(3))
+    first = corpus.quarantine.slice(0, 1).to_pylist()
+    where = f"; first: line {first[0]['row']}: {first[0]['detail']}" if first else ""
+    raise EmptyCorpus(f"{corpus.source}: no document survived loading and cleaning "
+                      f"({corpus.n_input} records{': ' + why if why else ''}{where})")
+
+
+def chunk_corpus(documents: pa.Table, tokenizer: Any, chunking: Chunking
+                 ) -> tuple[pa.Table, pa.Table]:
+    """(documents with token counts, their chunks) for the given documents."""
+    counted = tokenize.tokenize_documents(documents, tokenizer)
+    chunks = chunk.chunk_documents(counted, tokenizer, chunking.max_seq_length, chunking.config)
+    return counted, chunks
+
+
+def select(documents: pa.Table, doc_ids: list[str]) -> pa.Table:
+    """The rows of `documents` whose id is in `doc_ids`."""
+    return documents.filter(pc.is_in(documents["doc_id"], pa.array(doc_ids, pa.string())))
+
+
+def union(base: pa.Table, batch: Corpus) -> Corpus:
+    """`base` documents (an active version's) with `batch` on top: same ids are replaced.
+
+    A batch document whose cleaned text equals a base document under another id is an exact
+    duplicate of it (quarantined, naming the twin), as it would be in a full ingest.
+    Accounting: input = the base documents the batch did not replace + the batch's records.
+    """
+    base = base.select(CLEANED.names).cast(CLEANED)
+    batch_ids = set(batch.documents["doc_id"].to_pylist())
+    kept_base = base.filter(pc.invert(pc.is_in(base["doc_id"],
+                                               pa.array(sorted(batch_ids), pa.string()))))
+    twin_of = dict(zip(kept_base["content_hash"].to_pylist(), kept_base["doc_id"].to_pylist(),
+                       strict=True))
+    is_twin = [h in twin_of for h in batch.documents["content_hash"].to_pylist()]
+    twins = batch.documents.filter(pa.array(is_twin, pa.bool_()))
+    fresh = batch.documents.filter(pc.invert(pa.array(is_twin, pa.bool_())))
+    duplicates = pa.Table.from_pylist([
+        {"source": r["source"], "row": r["row"], "doc_id": r["doc_id"],
+         "reason": "exact_duplicate", "detail": "same cleaned text as a document of the "
+         "active version", "twin_doc_id": twin_of[r["content_hash"]]}
+        for r in twins.to_pylist()], schema=batch.quarantine.schema)
+    return Corpus(batch.source, pa.concat_tables([kept_base, fresh.cast(CLEANED)]),
+                  pa.concat_tables([batch.quarantine, duplicates]),
+                  kept_base.num_rows + batch.n_input)

@@ -1,0 +1,136 @@
+"""Score a version: health always, retrieval and STS where labelled sets are given.
+
+Input: an `IndexedVersion` (its index, the rows search shows, its distinct vectors), the
+version's embedder and an `EvaluateConfig`; optionally the active version, for neighbour
+stability. Output: `Evaluation`s (one contract, see `tasks/evaluate.py`) and their
+`quality_metrics` rows. Pure: the storage-facing step reads the inputs and records the output;
+the gate receives the evaluations in memory.
+
+Retrieval is scored through the search path itself (`tasks.hits.search_vectors`: same ef, same
+fetch depth as `embedpipe search`), with exhaustive exact search beside it as the ceiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.ann import ExactIndex
+from tasks.embed import Embedder, embed_texts
+from tasks.evalsets import BeirSet, load_beir, load_sts
+from tasks.evaluate import (
+    Evaluation,
+    evaluate_health,
+    evaluate_rankings,
+    evaluate_retrieval,
+    evaluate_sts,
+    neighbour_overlap,
+)
+from tasks.hits import IndexedVersion, search_vectors
+
+
+class EvaluateConfig(BaseModel):
+    """Labelled sets every version is scored on (None: health checks only)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    beir: Path | None = None  # a BEIR directory: queries.jsonl + qrels/<split>.tsv
+    beir_split: str = "test"
+    sts: Path | None = None  # an STS-format file
+    health_sample: int = Field(1000, ge=10)
+    overlap_sample: int = Field(200, ge=1)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EmbeddedQueries:
+    """A BEIR set with its queries embedded once (for index tuning and for evaluation)."""
+
+    beir: BeirSet
+    ids: list[str]
+    vectors: np.ndarray
+
+
+def embed_queries(config: EvaluateConfig, embedder: Embedder, batch_size: int
+                  ) -> EmbeddedQueries | None:
+    """The configured BEIR set's judged queries, embedded; None when no set is configured."""
+    if config.beir is None:
+        return None
+    beir = load_beir(config.beir, config.beir_split)
+    ids = sorted(beir.queries)
+    return EmbeddedQueries(beir, ids, embed_texts([beir.queries[i] for i in ids], embedder,
+                                                  batch_size))
+
+
+def score_version(candidate: IndexedVersion, config: EvaluateConfig, embedder: Embedder,
+                  batch_size: int, queries: EmbeddedQueries | None = None,
+                  previous: IndexedVersion | None = None) -> list[Evaluation]:
+    """Every evaluation of `candidate` that the config asks for, health first.
+
+    Args:
+        queries: the BEIR queries already embedded by the caller (else embedded here).
+        previous: the active version, when it is another one: adds neighbour overlap.
+    """
+    overlap = None
+    if previous is not None and previous.version_id != candidate.version_id:
+        overlap = neighbour_stability(candidate, previous, config.overlap_sample, config.seed)
+    labels = np.arange(len(candidate.vectors), dtype=np.int64)
+    results = [evaluate_health(candidate.vectors, candidate.index.ann, labels,
+                               config.health_sample, config.seed, overlap=overlap)]
+    queries = queries or embed_queries(config, embedder, batch_size)
+    if queries is not None:
+        results.extend(retrieval(candidate, queries))
+    if config.sts is not None:
+        sts = load_sts(config.sts)
+        v1 = embed_texts(sts.sentences1, embedder, batch_size)
+        v2 = embed_texts(sts.sentences2, embedder, batch_size)
+        results.append(evaluate_sts(sts.name, v1, v2, sts.scores))
+    return results
+
+
+def retrieval(version: IndexedVersion, queries: EmbeddedQueries) -> list[Evaluation]:
+    """The search path's nDCG@10/MRR@10 (k=10) and recall@100 (k=100), and the exact ceiling."""
+    runs = {k: {qid: {h.doc_id: h.score for h in hits} for qid, hits in zip(
+        queries.ids, search_vectors(version.index, version.rows, queries.vectors, k,
+                                    version.version_id), strict=True)} for k in (10, 100)}
+    name, qrels = queries.beir.name, queries.beir.qrels
+    chunk_vectors = version.vectors[version.labels]
+    chunk_doc = dict(enumerate(version.rows.doc_id))
+    exact = evaluate_retrieval(name, qrels, queries.ids, queries.vectors,
+                               ExactIndex(chunk_vectors, np.arange(len(chunk_vectors))),
+                               chunk_doc, evaluator="exact-search")
+    # The ceiling is informational: the gate compares what users get, not what exact could.
+    exact = Evaluation(exact.evaluator, exact.metrics, exact.primary_metric, True)
+    return [evaluate_rankings(name, qrels, runs[10], runs[100]), exact]
+
+
+def neighbour_stability(candidate: IndexedVersion, previous: IndexedVersion, sample: int,
+                        seed: int, k: int = 10) -> float | None:
+    """Neighbour agreement (k=10, by chunk id) on a sample of chunks both versions hold."""
+    old_row = {cid: row for row, cid in enumerate(previous.rows.chunk_id)}
+    shared = [(row, old_row[cid]) for row, cid in enumerate(candidate.rows.chunk_id)
+              if cid in old_row]
+    if not shared:
+        return None
+    rng = np.random.default_rng(seed)
+    picked = [shared[i] for i in sorted(rng.choice(len(shared), size=min(sample, len(shared)),
+                                                   replace=False))]
+    new_rows = np.array([a for a, _ in picked])
+    old_rows = np.array([b for _, b in picked])
+    k = min(k, len(candidate.index), len(previous.index))
+    new_nn = candidate.index.query_rows(candidate.vectors[candidate.labels[new_rows]], k)[0]
+    old_nn = previous.index.query_rows(previous.vectors[previous.labels[old_rows]], k)[0]
+    return neighbour_overlap(
+        [{candidate.rows.chunk_id[x] for x in row if x >= 0} for row in new_nn.tolist()],
+        [{previous.rows.chunk_id[x] for x in row if x >= 0} for row in old_nn.tolist()])
+
+
+def metric_rows(evaluations: list[Evaluation]) -> list[dict[str, Any]]:
+    """`quality_metrics` rows: one per metric, with its direction and primary flag."""
+    return [{"evaluator": e.evaluator, "metric": name, "value": float(value),
+             "greater_is_better": e.directions.get(name), "is_primary": name == e.primary_metric}
+            for e in evaluations for name, value in e.metrics.items()]

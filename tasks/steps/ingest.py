@@ -1,0 +1,144 @@
+"""Steps of the ingest flow: read, plan, chunk, embed, publish, index, evaluate, gate.
+
+Each step is one stage over whole tables (never a task per document); the storage-facing ones
+take the `Warehouse` and open their own connections (the flow holds the writer lock).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, cast
+from uuid import UUID
+
+import numpy as np
+import pyarrow as pa
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+from prefect.futures import as_completed
+
+from tasks import clean, distributed, embed, load, prep
+from tasks.index import IndexConfig, IndexReport
+from tasks.indexing import build_version_index
+from tasks.progress import report
+from tasks.steps.timing import timed
+from warehouse.faults import checkpoint
+from warehouse.plan import IngestPlan, plan_ingest
+from warehouse.reuse import missing_vectors
+from warehouse.store import Version, Warehouse
+from warehouse.writer import Changes, VersionDraft, open_writer
+
+
+@task(name="read-corpus", cache_policy=NONE)
+@timed("read")
+def read_corpus(source: Path, source_config: load.SourceConfig,
+                clean_config: clean.CleanConfig) -> prep.Corpus:
+    """Load and clean the source: every record kept, a duplicate, or quarantined.
+
+    Raises:
+        EmptyCorpus: nothing survived (the run stops here, before any model is loaded).
+    """
+    return prep.require_documents(prep.read_corpus(source, source_config, clean_config))
+
+
+@timed("load_model")
+def load_model(config: embed.EmbedConfig) -> embed.Embedder:
+    """The configured embedder, loaded once for the run (a plain step: a model is no result)."""
+    report("load model", 0, 1)
+    model = embed.load_embedder(config)
+    report("load model", 1, 1)
+    return model
+
+
+@task(name="plan-ingest", cache_policy=NONE)
+@timed("plan")
+def plan_changes(warehouse: Warehouse, corpus: prep.Corpus, model_fingerprint: str,
+                 chunking: prep.Chunking) -> IngestPlan:
+    """What this corpus changes against the lake (reads; a new warehouse's tables are created)."""
+    with open_writer(warehouse, lock=False) as writer:
+        plan = plan_ingest(writer, corpus.documents, model_fingerprint, chunking.record())
+    checkpoint("plan")
+    return plan
+
+
+@task(name="chunk-documents", cache_policy=NONE)
+@timed("chunk")
+def chunk_changed(corpus: prep.Corpus, plan: IngestPlan, tokenizer: Any,
+                  chunking: prep.Chunking) -> tuple[pa.Table, pa.Table]:
+    """(tokenized documents, chunks) of the documents the plan says to (re)chunk."""
+    return prep.chunk_corpus(prep.select(corpus.documents, plan.to_chunk), tokenizer, chunking)
+
+
+@task(name="embed-chunks", cache_policy=NONE)
+def embed_locally(hashes: list[str], texts: list[str], embedder: embed.Embedder,
+                  config: embed.EmbedConfig) -> pa.Table:
+    """Vectors of the given texts in this process, with a progress bar and artifact."""
+    artifact = cast(UUID, create_progress_artifact(progress=0.0,
+                                                   description="embedding chunk texts"))
+
+    def on_progress(done: int) -> None:
+        report("embed", done, len(texts))
+        update_progress_artifact(artifact_id=artifact, progress=100.0 * done / max(len(texts), 1))
+
+    report("embed", 0, len(texts))
+    vectors = embed.embed_texts(texts, embedder, config.batch_size, on_progress)
+    return embed.vectors_table(embedder.fingerprint, hashes, vectors)
+
+
+@task(name="embed-shard", cache_policy=NONE, retries=2)
+def embed_shard(hashes: list[str], texts: list[str], config: embed.EmbedConfig,
+                fingerprint: str, part: Path) -> str:
+    # Retries: a worker lost mid-shard is the one transient failure of this stage.
+    return distributed.embed_shard(hashes, texts, config, fingerprint, part)
+
+
+@timed("embed")
+def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Embedder,
+                     config: embed.EmbedConfig, run_id: str) -> pa.Table:
+    """Vectors for chunk texts that have none yet under this model; the rest are reused.
+
+    With `embed.dask_address` the texts go to the flow's Dask task runner, one task per
+    `embed.shard_size` texts (workers write Parquet parts under `staging/`); else they are
+    embedded here.
+    """
+    with warehouse.session() as session:
+        hashes, texts = missing_vectors(session, chunks, embedder.fingerprint)
+    if not config.dask_address:
+        return cast(pa.Table, embed_locally(hashes, texts, embedder, config))
+    staging = warehouse.path / "staging" / run_id
+    step = config.shard_size
+    futures = [embed_shard.submit(hashes[i:i + step], texts[i:i + step], config,
+                                  embedder.fingerprint, staging / f"part-{i // step:05d}.parquet")
+               for i in range(0, len(hashes), step)]
+    report("embed", 0, len(hashes))
+    for done, _ in enumerate(as_completed(futures), start=1):
+        report("embed", min(done * step, len(hashes)), len(hashes))
+    vectors = distributed.read_parts([f.result() for f in futures])  # in shard order
+    shutil.rmtree(staging, ignore_errors=True)
+    return vectors
+
+
+@task(name="publish-version", cache_policy=NONE)
+@timed("store")
+def publish_version(warehouse: Warehouse, draft: VersionDraft, documents: pa.Table,
+                    chunks: pa.Table, plan: IngestPlan, vectors: pa.Table,
+                    quarantine: pa.Table) -> Version:
+    """Commit the run as a candidate version, in one transaction."""
+    changes = Changes(documents=documents, chunks=chunks, drop_doc_ids=plan.drop,
+                      vectors=vectors, quarantine=quarantine,
+                      n_reused=chunks.num_rows - vectors.num_rows + plan.reused_chunks)
+    with open_writer(warehouse, lock=False) as writer:
+        return writer.publish(draft, changes)
+
+
+@task(name="index-version", cache_policy=NONE)
+@timed("index")
+def index_version(warehouse: Warehouse, version: Version, config: IndexConfig,
+                  queries: np.ndarray | None = None) -> tuple[Any, IndexReport]:
+    """Build, tune and save the version's index; its report is recorded on the version."""
+    checkpoint("index")
+    indexed, index_report = build_version_index(warehouse, version, config, queries)
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_index(version.version_id, index_report.as_dict())
+    return indexed, index_report

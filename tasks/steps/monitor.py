@@ -1,0 +1,88 @@
+"""Steps of the monitor flow: sample both sides, compare, decide, record, announce."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+
+from tasks import clean, drift, load, prep, samples
+from tasks.drift import DriftReport
+from tasks.embed import version_embedder
+from tasks.errors import SourceError
+from tasks.steps.evaluate import artifact_key
+from warehouse.store import Version, Warehouse
+from warehouse.writer import open_writer
+
+Kind = Literal["corpus", "queries"]
+
+
+@task(name="sample-and-compare", cache_policy=NONE)
+def sample_and_compare(warehouse: Warehouse, version: Version, kind: Kind, source: Path,
+                       source_config: load.SourceConfig, clean_config: clean.CleanConfig,
+                       config: drift.DriftConfig, batch_size: int) -> DriftReport:
+    """Drift statistics of `source` against a seeded reference sample of `version`.
+
+    A corpus batch is cleaned and chunked the way `version` was, and one chunk per document is
+    sampled; a query log is sampled as it is. Both are embedded with the version's own model.
+    """
+    embedder = version_embedder(version)
+    texts, vectors = warehouse.reference_sample(version, config.reference_size, config.seed)
+    reference = samples.stored_sample(texts, vectors, embedder.tokenizer)
+    if kind == "queries":
+        queries = load.read_query_log(source)
+        picked = [queries[i] for i in samples.pick(len(queries), config.current_size,
+                                                   config.seed)]
+    else:
+        corpus = prep.read_corpus(source, source_config, clean_config)
+        if corpus.documents.num_rows == 0:
+            raise SourceError(f"{source}: no usable document to check for drift")
+        chunking = prep.Chunking.from_record(version.chunker_config)
+        _, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
+        rows = samples.one_chunk_per_document(chunks["doc_id"].to_pylist(), config.current_size,
+                                              config.seed)
+        texts_all = chunks["text"].to_pylist()
+        picked = [texts_all[i] for i in rows]
+    current = samples.embedded_sample(picked, embedder, batch_size)
+    stats = samples.drift_statistics(reference, current, config).metrics
+    alarm = drift.alarm(stats, config)
+    history = warehouse.recent_alarms(version.version_id, kind, config.window - 1)
+    return DriftReport(check_id=uuid.uuid4().hex[:12], version_id=version.version_id, kind=kind,
+                       source=str(source), n_reference=len(reference.texts),
+                       n_current=len(current.texts), statistics=stats, alarm=alarm,
+                       drifted=drift.decide(alarm, history, config))
+
+
+@task(name="record-drift", cache_policy=NONE)
+def record_drift(warehouse: Warehouse, report: DriftReport, config: drift.DriftConfig) -> None:
+    """One `drift_metrics` row per statistic, a table artifact and a markdown verdict."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [{"check_id": report.check_id, "version_id": report.version_id, "checked_at": now,
+             "kind": report.kind, "source": report.source, "n_reference": report.n_reference,
+             "n_current": report.n_current, "metric": name, "value": float(value),
+             "alarm": report.alarm, "drifted": report.drifted}
+            for name, value in report.statistics.items()]
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_drift(rows)
+    thresholds = {"mmd_p_value": f"< {config.mmd_alpha:g} alarms",
+                  "classifier_auc": f"> {config.auc_floor:g} alarms"}
+    create_table_artifact(key=artifact_key(warehouse, "drift"),
+                          table=[{"metric": k, "value": float(np.round(v, 6)),
+                                  "threshold": thresholds.get(k, "")}
+                                 for k, v in report.statistics.items()],
+                          description=f"Drift check {report.check_id} ({report.kind}: "
+                                      f"{report.source}) vs version {report.version_id}: "
+                                      f"{report.headline()}")
+    verdict = "**drift detected**" if report.drifted else "no drift"
+    create_markdown_artifact(
+        key=artifact_key(warehouse, "drift-summary"),
+        markdown=f"# Drift check: {verdict}\n\n{report.kind} `{report.source}` "
+                 f"({report.n_current} samples) vs version {report.version_id} "
+                 f"({report.n_reference} samples): {report.headline()}; rule "
+                 f"{config.rule}, {config.alarms_required} of the last {config.window} checks.")

@@ -1,0 +1,57 @@
+"""Seconds per stage of a flow run, recorded by the steps themselves.
+
+A flow opens `stage_timer()` once; every step decorated with `timed(stage)` adds its wall time
+to that timer (a context variable, so concurrent runs in one process keep theirs apart). The
+recipe stays free of timing code.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StageTimer:
+    """Wall time per stage, in seconds."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + seconds, 3)
+
+
+_current: ContextVar[StageTimer | None] = ContextVar("embedpipe_stage_timer", default=None)
+
+
+@contextmanager
+def stage_timer() -> Iterator[StageTimer]:
+    timer = StageTimer()
+    token = _current.set(timer)
+    try:
+        yield timer
+    finally:
+        _current.reset(token)
+
+
+def timed(stage: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Add the decorated step's wall time to the current `stage_timer`, if any."""
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                timer = _current.get()
+                if timer is not None:
+                    timer.add(stage, time.perf_counter() - started)
+        return wrapper
+    return decorate
