@@ -23,13 +23,46 @@ def scifact_corpus() -> Path | None:
     return path if path.exists() else None
 
 
+def scifact_workspace(limit: int, prefix: str) -> tuple[Path, Path] | None:
+    """(SciFact corpus, or its first `limit` lines; a fresh work directory), or None (and a
+    line saying why) when the data is absent."""
+    import tempfile
+
+    source = scifact_corpus()
+    if source is None:
+        print("skipped: SciFact not found (set EMBEDPIPE_DATA_DIR)")
+        return None
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    return first_lines(source, limit, work), work
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD features that decide CPU inference speed (AVX2, AVX-512 and its VNNI, AMX)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
+
+
+def machine() -> dict:
+    """What the figures were measured on, and how busy it was."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text(
+    ).splitlines() if line.startswith("model name")), platform.processor()) \
+        if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu": model,
+            "cpu_flags": cpu_flags(), "load_average": [round(x, 2) for x in os.getloadavg()],
+            "platform": platform.platform()}
+
+
 def write_result(name: str, result: dict) -> Path:
     """Write `result` with the machine it was measured on to bench/results/<name>.json."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     payload = {"benchmark": name, "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "platform": platform.platform()}, **result}
+               "machine": machine(), **result}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return path

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import tempfile
 import time
 from pathlib import Path
 
-from _common import first_lines, scifact_corpus, write_result
+from _common import scifact_workspace, write_result
 
 from flows.config import load_config
 from flows.ingest import ingest_corpus
@@ -42,12 +41,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N documents only")
     parser.add_argument("--edit-share", type=float, default=0.01)
     args = parser.parse_args()
-    source = scifact_corpus()
-    if source is None:
-        print("skipped: SciFact not found (set EMBEDPIPE_DATA_DIR)")
+    found = scifact_workspace(args.limit, "embedpipe-bench-")
+    if found is None:
         return
-    work = Path(tempfile.mkdtemp(prefix="embedpipe-bench-"))
-    source = first_lines(source, args.limit, work)
+    source, work = found
     edited = work / "edited.jsonl"
     n_edited = edited_copy(source, edited, args.edit_share)
     config = load_config(overrides={"warehouse.path": work / "wh"}, environ={})

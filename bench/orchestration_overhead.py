@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from _common import first_lines, scifact_corpus, write_result
+from _common import scifact_workspace, write_result
 
 from flows.config import EmbedpipeConfig, load_config
 from flows.ingest import ingest_corpus
@@ -58,12 +57,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N documents only")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    source = scifact_corpus()
-    if source is None:
-        print("skipped: SciFact not found (set EMBEDPIPE_DATA_DIR)")
+    found = scifact_workspace(args.limit, "embedpipe-overhead-")
+    if found is None:
         return
-    work = Path(tempfile.mkdtemp(prefix="embedpipe-overhead-"))
-    source = first_lines(source, args.limit, work)
+    source, work = found
     warm = work / "warm.jsonl"
     warm.write_text(json.dumps({"_id": "w", "text": "warm up the Prefect API server"}) + "\n")
     ingest_corpus(str(warm), load_config(overrides={"warehouse.path": work / "warm",

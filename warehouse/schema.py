@@ -7,6 +7,28 @@ them, read back with `AT (VERSION => snapshot)`. `embeddings` is append-only and
 
 import pyarrow as pa
 
+# Tables writers append Arrow rows to: the columns are named once, here, and the DDL is derived.
+METRICS_ROWS = pa.schema([
+    ("version_id", pa.int64()), ("evaluator", pa.string()), ("metric", pa.string()),
+    ("value", pa.float64()), ("greater_is_better", pa.bool_()), ("is_primary", pa.bool_()),
+    ("created_at", pa.timestamp("us")),
+])
+DRIFT_ROWS = pa.schema([
+    ("check_id", pa.string()), ("version_id", pa.int64()), ("checked_at", pa.timestamp("us")),
+    ("kind", pa.string()), ("source", pa.string()), ("n_reference", pa.int64()),
+    ("n_current", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
+    ("alarm", pa.bool_()), ("drifted", pa.bool_()),
+])
+
+_DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.string(): "VARCHAR", pa.float64(): "DOUBLE",
+                 pa.bool_(): "BOOLEAN", pa.timestamp("us"): "TIMESTAMP", pa.int32(): "INTEGER"}
+
+
+def ddl(schema: pa.Schema) -> str:
+    """The column list of a CREATE TABLE for an Arrow schema (quoted names, DuckDB types)."""
+    return ", ".join(f'"{f.name}" {_DUCKDB_TYPES[f.type]}' for f in schema)
+
+
 TABLES: dict[str, str] = {
     "documents": """
         doc_id VARCHAR, title VARCHAR, text VARCHAR, content_hash VARCHAR, source VARCHAR,
@@ -26,27 +48,9 @@ TABLES: dict[str, str] = {
         n_documents BIGINT, n_chunks BIGINT, n_embedded BIGINT, n_reused BIGINT,
         n_quarantined BIGINT, max_chunk_key BIGINT, created_at TIMESTAMP, message VARCHAR,
         summary VARCHAR, index_meta VARCHAR, gate VARCHAR, model_backend VARCHAR""",
-    "quality_metrics": """
-        version_id BIGINT, evaluator VARCHAR, metric VARCHAR, value DOUBLE,
-        greater_is_better BOOLEAN, is_primary BOOLEAN, created_at TIMESTAMP""",
-    "drift_metrics": """
-        check_id VARCHAR, version_id BIGINT, checked_at TIMESTAMP, kind VARCHAR, source VARCHAR,
-        n_reference BIGINT, n_current BIGINT, metric VARCHAR, value DOUBLE, alarm BOOLEAN,
-        drifted BOOLEAN""",
+    "quality_metrics": ddl(METRICS_ROWS),
+    "drift_metrics": ddl(DRIFT_ROWS),
 }
-
-# Arrow schemas of the rows writers append (the DDL above, column for column).
-METRICS_ROWS = pa.schema([
-    ("version_id", pa.int64()), ("evaluator", pa.string()), ("metric", pa.string()),
-    ("value", pa.float64()), ("greater_is_better", pa.bool_()), ("is_primary", pa.bool_()),
-    ("created_at", pa.timestamp("us")),
-])
-DRIFT_ROWS = pa.schema([
-    ("check_id", pa.string()), ("version_id", pa.int64()), ("checked_at", pa.timestamp("us")),
-    ("kind", pa.string()), ("source", pa.string()), ("n_reference", pa.int64()),
-    ("n_current", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
-    ("alarm", pa.bool_()), ("drifted", pa.bool_()),
-])
 
 VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")
 

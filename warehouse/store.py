@@ -233,40 +233,38 @@ class Warehouse:
             raise
         return SqlSession(con, views)
 
+    def _table(self, sql: str, params: list | None = None) -> pa.Table:
+        """One query's result as an Arrow table, on a short-lived read-only connection."""
+        with self._reader() as con:
+            return con.execute(sql, params or []).to_arrow_table()
+
     def vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
         """(chunk_keys int64, vectors float32 (n, d)) of one version, ordered by chunk_key."""
-        with self._reader() as con:
-            table = con.execute(queries.version_vectors(int(version.lake_snapshot)),
-                                [version.model_fingerprint]).to_arrow_table()
+        table = self._table(queries.version_vectors(int(version.lake_snapshot)),
+                            [version.model_fingerprint])
         return arrow_vectors(table, int(version.dimension))
 
     def distinct_vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
         """(text hashes, vectors (n, d) float32): one per distinct chunk text of `version`."""
-        with self._reader() as con:
-            table = con.execute(queries.distinct_vectors(int(version.lake_snapshot)),
-                                [version.model_fingerprint]).to_arrow_table()
+        table = self._table(queries.distinct_vectors(int(version.lake_snapshot)),
+                            [version.model_fingerprint])
         hashes = np.asarray(table["text_hash"].to_pylist(), dtype=object)
         return hashes, _vector_matrix(table, int(version.dimension))
 
     def reference_sample(self, version: Version, size: int, seed: int
                          ) -> tuple[list[str], np.ndarray]:
         """(texts, vectors) of a seeded sample of `size` chunks, one per document."""
-        with self._reader() as con:
-            table = con.execute(queries.reference_chunks(int(version.lake_snapshot)),
-                                [seed, version.model_fingerprint, seed, size]).to_arrow_table()
+        table = self._table(queries.reference_chunks(int(version.lake_snapshot)),
+                            [seed, version.model_fingerprint, seed, size])
         return table["text"].to_pylist(), _vector_matrix(table, int(version.dimension))
 
     def chunks(self, version: Version) -> pa.Table:
         """Every chunk of `version` (key, ids, seq, text hash, text, tokens, title), by key."""
-        with self._reader() as con:
-            return con.execute(queries.version_chunks(int(version.lake_snapshot))
-                               ).to_arrow_table()
+        return self._table(queries.version_chunks(int(version.lake_snapshot)))
 
     def documents(self, version: Version) -> pa.Table:
         """The documents of `version` (doc_id, title, text, content_hash, source, row)."""
-        with self._reader() as con:
-            return con.execute(queries.version_documents(int(version.lake_snapshot))
-                               ).to_arrow_table()
+        return self._table(queries.version_documents(int(version.lake_snapshot)))
 
     def chunk_rows(self, version: Version, keys: list[int]) -> dict[int, dict[str, Any]]:
         """Chunk and document fields of the given chunk keys, at `version`."""
@@ -277,8 +275,7 @@ class Warehouse:
 
     def chunk_map(self, version: Version) -> pa.Table:
         """(chunk_key, chunk_id, doc_id, text_hash) of every chunk of `version`."""
-        with self._reader() as con:
-            return con.execute(queries.chunk_map(int(version.lake_snapshot))).to_arrow_table()
+        return self._table(queries.chunk_map(int(version.lake_snapshot)))
 
     def recent_alarms(self, version_id: int, kind: str, limit: int) -> list[bool]:
         """Alarms of the last `limit` drift checks of one kind on `version_id`, oldest first."""

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.console import Console
@@ -27,14 +30,16 @@ out = Console()
 err = Console(stderr=True)
 
 WarehouseOpt = Annotated[Path | None, typer.Option(
-    "--warehouse", "-w", help="warehouse directory [env EMBEDPIPE_WAREHOUSE; "
-    "default .embedpipe/warehouse]")]
+    "--warehouse", "-w", help="warehouse directory (env EMBEDPIPE_WAREHOUSE; "
+    "default .embedpipe/warehouse)")]
 CatalogOpt = Annotated[str | None, typer.Option(
-    "--catalog", help="'sqlite' (default) or postgresql://… [env EMBEDPIPE_CATALOG]")]
+    "--catalog", help="'sqlite' (default), postgresql://…, env:VAR or prefect-secret:NAME "
+    "(env EMBEDPIPE_CATALOG)")]
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="TOML config file [env EMBEDPIPE_CONFIG; default ./embedpipe.toml]")]
+    "--config", "-c", help="TOML config file (env EMBEDPIPE_CONFIG; default ./embedpipe.toml)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect logs")]
+VersionOpt = Annotated[int | None, typer.Option(help="version (default: the active one)")]
 
 # How long a temporary Prefect API may take to answer (10-25 s idle, more on a busy machine).
 API_STARTUP_SECONDS = float(os.environ.get("EMBEDPIPE_API_STARTUP_SECONDS", "120"))
@@ -48,10 +53,53 @@ def make_config(config: Path | None, **flags: Any) -> EmbedpipeConfig:
     return load_config(config, flags)
 
 
-def open_warehouse(warehouse: Path | None, catalog: str | None, config: Path | None
-                   ) -> Warehouse:
-    cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog})
-    return cfg.warehouse.open()
+@dataclass(frozen=True)
+class Where:
+    """The options every warehouse command shares: --warehouse, --catalog, --config."""
+
+    warehouse: Path | None = None
+    catalog: str | None = None
+    config_file: Path | None = None
+
+    def config(self, **flags: Any) -> EmbedpipeConfig:
+        """The effective config, with these options and `flags` ("section.key": value)."""
+        return load_config(self.config_file, {"warehouse.path": self.warehouse,
+                                              "warehouse.catalog": self.catalog, **flags})
+
+    def open(self) -> Warehouse:
+        return self.config().warehouse.open()
+
+
+_SHARED = [inspect.Parameter("warehouse", inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=WarehouseOpt),
+           inspect.Parameter("catalog", inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=CatalogOpt),
+           inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=ConfigOpt)]
+
+
+def command(name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a command that takes the shared options; it receives them as `where: Where`.
+
+    The command declares only its own options; --warehouse, --catalog and --config are added
+    to its signature here, once for all commands.
+    """
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        hints = get_type_hints(func, include_extras=True)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(func).parameters.values() if p.name != "where"]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, warehouse: Path | None = None, catalog: str | None = None,
+                    config: Path | None = None, **kwargs: Any) -> None:
+            func(*args, where=Where(warehouse, catalog, config), **kwargs)
+
+        params = own + _SHARED
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        app.command(name)(wrapper)
+        return func
+    return decorate
 
 
 def quiet_prefect(verbose: bool) -> None:

@@ -8,15 +8,13 @@ from typing import Annotated
 import typer
 
 from flows.cli.common import (
-    CatalogOpt,
-    ConfigOpt,
     JsonOpt,
     VerboseOpt,
-    WarehouseOpt,
+    VersionOpt,
+    Where,
     app,
+    command,
     err,
-    make_config,
-    open_warehouse,
     out,
     prefect_api,
 )
@@ -31,21 +29,9 @@ TextOpt = Annotated[str | None, typer.Option(help="text field of JSONL/CSV/Parqu
 SourceArg = Annotated[Path, typer.Argument(help="directory, .jsonl, .parquet or .csv")]
 
 
-def _ingest_flags(warehouse, catalog, model, chunk_tokens, overlap_tokens, batch_size, id_field,
-                  text_field, wait=None, backend=None) -> dict:
-    return {"warehouse.path": warehouse, "warehouse.catalog": catalog, "embed.model": model,
-            "embed.backend": backend, "chunk.max_tokens": chunk_tokens,
-            "chunk.overlap_tokens": overlap_tokens, "embed.batch_size": batch_size,
-            "source.id_field": id_field, "source.text_field": text_field,
-            "warehouse.lock_wait_seconds": wait}
-
-
-@app.command()
+@command()
 def ingest(
     source: SourceArg,
-    warehouse: WarehouseOpt = None,
-    catalog: CatalogOpt = None,
-    config: ConfigOpt = None,
     model: ModelOpt = None,
     backend: BackendOpt = None,
     chunk_tokens: ChunkOpt = None,
@@ -56,14 +42,17 @@ def ingest(
     wait: Annotated[float | None, typer.Option(help="seconds to wait for another writer")] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
+    *, where: Where,
 ) -> None:
     """Clean, chunk, embed and index SOURCE into a new version of the warehouse."""
     from tasks.load import check_source
     from warehouse.lock import check_unlocked
 
-    cfg = make_config(config, **_ingest_flags(warehouse, catalog, model, chunk_tokens,
-                                              overlap_tokens, batch_size, id_field, text_field,
-                                              wait, backend))
+    cfg = where.config(**{
+        "embed.model": model, "embed.backend": backend, "chunk.max_tokens": chunk_tokens,
+        "chunk.overlap_tokens": overlap_tokens, "embed.batch_size": batch_size,
+        "source.id_field": id_field, "source.text_field": text_field,
+        "warehouse.lock_wait_seconds": wait})
     check_source(source, cfg.source)
     check_unlocked(cfg.warehouse.path, cfg.warehouse.lock_wait_seconds, create=True)
     from flows.cli.render import print_problems, progress_bars, summary_table
@@ -79,26 +68,25 @@ def ingest(
         out.print(summary_table(summary))
 
 
-@app.command()
+@command()
 def plan(
     source: SourceArg,
-    warehouse: WarehouseOpt = None,
-    catalog: CatalogOpt = None,
-    config: ConfigOpt = None,
     model: ModelOpt = None,
     chunk_tokens: ChunkOpt = None,
     overlap_tokens: OverlapOpt = None,
     id_field: IdOpt = None,
     text_field: TextOpt = None,
     as_json: JsonOpt = False,
+    *, where: Where,
 ) -> None:
     """Dry run: what `ingest SOURCE` would change, embed and reuse, and how long it would take."""
     from flows.cli.render import plan_table
     from flows.plan import plan_source
     from tasks.load import check_source
 
-    cfg = make_config(config, **_ingest_flags(warehouse, catalog, model, chunk_tokens,
-                                              overlap_tokens, None, id_field, text_field))
+    cfg = where.config(**{"embed.model": model, "chunk.max_tokens": chunk_tokens,
+                          "chunk.overlap_tokens": overlap_tokens, "source.id_field": id_field,
+                          "source.text_field": text_field})
     check_source(source, cfg.source)
     report = plan_source(source, cfg)
     if as_json:
@@ -107,22 +95,16 @@ def plan(
         out.print(plan_table(report))
 
 
-@app.command()
-def index(
-    version: Annotated[int | None, typer.Option(help="version (default: active)")] = None,
-    warehouse: WarehouseOpt = None,
-    catalog: CatalogOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@command()
+def index(version: VersionOpt = None, as_json: JsonOpt = False, *, where: Where) -> None:
     """Rebuild the index files of a version (e.g. after a crash, or from an older embedpipe)."""
     import json
 
     from tasks.indexing import build_version_index
     from warehouse.writer import open_writer
 
-    cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog})
-    wh = open_warehouse(warehouse, catalog, config)
+    cfg = where.config()
+    wh = cfg.warehouse.open()
     target = wh.readable(version)
     with open_writer(wh, cfg.warehouse.lock_wait_seconds, create=False) as writer:
         _, report = build_version_index(wh, target, cfg.index)

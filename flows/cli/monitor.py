@@ -9,39 +9,26 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from flows.cli.common import (
-    CatalogOpt,
-    ConfigOpt,
-    JsonOpt,
-    VerboseOpt,
-    WarehouseOpt,
-    app,
-    make_config,
-    out,
-    prefect_api,
-)
+from flows.cli.common import JsonOpt, VerboseOpt, VersionOpt, Where, command, out, prefect_api
 from flows.cli.render import plain
 from tasks.errors import SourceError
 
 
-@app.command()
+@command()
 def evaluate(
-    version: Annotated[int | None, typer.Option(help="version (default: active)")] = None,
+    version: VersionOpt = None,
     beir: Annotated[Path | None, typer.Option(help="BEIR directory (queries + qrels)")] = None,
     split: Annotated[str | None, typer.Option(help="qrels split of the BEIR set")] = None,
     sts: Annotated[Path | None, typer.Option(help="STS-format pairs file")] = None,
-    warehouse: WarehouseOpt = None,
-    catalog: CatalogOpt = None,
-    config: ConfigOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
+    *, where: Where,
 ) -> None:
     """Score a version (health, and retrieval/STS on the given sets) into quality_metrics."""
     from warehouse.lock import check_unlocked
 
-    cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog,
-                                 "evaluate.beir": beir, "evaluate.beir_split": split,
-                                 "evaluate.sts": sts})
+    cfg = where.config(**{"evaluate.beir": beir, "evaluate.beir_split": split,
+                          "evaluate.sts": sts})
     check_unlocked(cfg.warehouse.path, cfg.warehouse.lock_wait_seconds, create=False)
     with prefect_api(verbose):
         from flows.evaluate import evaluate_version
@@ -59,18 +46,16 @@ def evaluate(
     out.print(table)
 
 
-@app.command()
+@command()
 def drift(
     source: Annotated[Path | None, typer.Argument(help="a new corpus batch")] = None,
     queries: Annotated[Path | None, typer.Option(
         help="a query log: one query per line, or JSONL with query/text")] = None,
     retrain_on_drift: Annotated[bool, typer.Option(
         help="run the retrain flow directly when drift is detected")] = False,
-    warehouse: WarehouseOpt = None,
-    catalog: CatalogOpt = None,
-    config: ConfigOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
+    *, where: Where,
 ) -> None:
     """Compare SOURCE (or --queries FILE) with the active version; exit 1 when drifted."""
     if (source is None) == (queries is None):
@@ -79,7 +64,7 @@ def drift(
     assert path is not None
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
-    cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog})
+    cfg = where.config()
     open_check(cfg)
     with prefect_api(verbose):
         from flows.monitor import monitor_drift
@@ -107,25 +92,22 @@ def open_check(cfg) -> None:
     cfg.warehouse.open().readable()
 
 
-@app.command()
+@command()
 def retrain(
     source: Annotated[Path | None, typer.Argument(
         help="a new batch: the candidate holds the active documents plus these")] = None,
     strategy: Annotated[Literal["finetune", "reembed"] | None, typer.Option(
         help="finetune the model, or only re-embed")] = None,
     max_steps: Annotated[int | None, typer.Option(help="training steps at most")] = None,
-    warehouse: WarehouseOpt = None,
-    catalog: CatalogOpt = None,
-    config: ConfigOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
+    *, where: Where,
 ) -> None:
     """Fine-tune (or re-embed) on the whole corpus, evaluate, promote only through the gate."""
     from tasks.load import check_source
     from warehouse.lock import check_unlocked
 
-    cfg = make_config(config, **{"warehouse.path": warehouse, "warehouse.catalog": catalog,
-                                 "retrain.strategy": strategy, "retrain.max_steps": max_steps})
+    cfg = where.config(**{"retrain.strategy": strategy, "retrain.max_steps": max_steps})
     if source is not None:
         check_source(source, cfg.source)
     open_check(cfg)

@@ -11,24 +11,22 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flows.cli.common import CatalogOpt, ConfigOpt, JsonOpt, WarehouseOpt, app, open_warehouse, out
+from flows.cli.common import JsonOpt, VersionOpt, Where, command, out
 from flows.cli.render import plain
 
 
-@app.command()
+@command()
 def search(
     query: Annotated[str, typer.Argument(help="what to look for")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many documents")] = 10,
-    version: Annotated[int | None, typer.Option(help="search this version, not the active")] = None,
-    warehouse: WarehouseOpt = None,
-    catalog: CatalogOpt = None,
-    config: ConfigOpt = None,
+    version: VersionOpt = None,
     as_json: JsonOpt = False,
+    *, where: Where,
 ) -> None:
     """Search the active (or given) version for QUERY."""
     from flows.search import search as run_search
 
-    hits = run_search(open_warehouse(warehouse, catalog, config), query, k=k, version_id=version)
+    hits = run_search(where.open(), query, k=k, version_id=version)
     if as_json:
         for hit in hits:
             print(json.dumps(hit.as_dict(), ensure_ascii=False))
@@ -45,18 +43,17 @@ def search(
     out.print(table)
 
 
-@app.command()
+@command()
 def sql(query: Annotated[str, typer.Argument(help="one SELECT over the version's views")],
-        version: Annotated[int | None, typer.Option(help="version (default: active)")] = None,
+        version: VersionOpt = None,
         fmt: Annotated[Literal["table", "csv", "json"], typer.Option(
             "--format", help="output format")] = "table",
         timeout: Annotated[float | None, typer.Option(
             help="stop the query after this many seconds")] = None,
-        warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
-        config: ConfigOpt = None) -> None:
+        *, where: Where) -> None:
     """Run one read-only SELECT over views of one version: documents, chunks, embeddings,
     quarantine, versions, quality_metrics, drift_metrics. No files, no writes, no ATTACH."""
-    with open_warehouse(warehouse, catalog, config).sandbox(version) as session:
+    with where.open().sandbox(version) as session:
         result = session.query(query, timeout=timeout)
     if fmt == "json":
         for record in result.dicts():

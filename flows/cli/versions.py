@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.common import CatalogOpt, ConfigOpt, JsonOpt, WarehouseOpt, app, open_warehouse, out
+from flows.cli.common import JsonOpt, Where, command, out
 from flows.cli.render import plain
 
 VersionArg = Annotated[int, typer.Argument(help="version id")]
@@ -16,11 +16,10 @@ WaitOpt = Annotated[float, typer.Option(help="seconds to wait for another writer
 ForceOpt = Annotated[bool, typer.Option(help="make even a gate-rejected version active")]
 
 
-@app.command()
-def versions(warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
-             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+@command()
+def versions(as_json: JsonOpt = False, *, where: Where) -> None:
     """List the warehouse's versions with status, counts, model and index recall."""
-    rows = [v.as_dict() for v in open_warehouse(warehouse, catalog, config).versions()]
+    rows = [v.as_dict() for v in where.open().versions()]
     if as_json:
         print(json.dumps(rows, default=str))
         return
@@ -36,13 +35,12 @@ def versions(warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
     out.print(table)
 
 
-@app.command()
-def diff(a: VersionArg, b: VersionArg, warehouse: WarehouseOpt = None,
-         catalog: CatalogOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+@command()
+def diff(a: VersionArg, b: VersionArg, as_json: JsonOpt = False, *, where: Where) -> None:
     """Documents and chunks added, removed or changed from version A to version B."""
     from warehouse.maintenance import diff_versions
 
-    result = diff_versions(open_warehouse(warehouse, catalog, config), a, b).as_dict()
+    result = diff_versions(where.open(), a, b).as_dict()
     if as_json:
         print(json.dumps(result))
         return
@@ -55,73 +53,67 @@ def diff(a: VersionArg, b: VersionArg, warehouse: WarehouseOpt = None,
         out.print("the two versions use different models: every vector differs")
 
 
-def _make_active(version: int, warehouse, catalog, config, wait: float, verb: str,
-                 force: bool) -> None:
+def _make_active(version: int, where: Where, wait: float, verb: str, force: bool) -> None:
     from warehouse.maintenance import make_active
     from warehouse.writer import open_writer
 
-    with open_writer(open_warehouse(warehouse, catalog, config), wait, create=False) as writer:
+    with open_writer(where.open(), wait, create=False) as writer:
         make_active(writer, version, force)
     out.print(f"{verb} version {version}: it is now active" + (" (forced)" if force else ""))
 
 
-@app.command()
-def promote(version: VersionArg, warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
-            config: ConfigOpt = None, wait: WaitOpt = 0.0, force: ForceOpt = False) -> None:
+@command()
+def promote(version: VersionArg, wait: WaitOpt = 0.0, force: ForceOpt = False, *,
+            where: Where) -> None:
     """Make VERSION the active version (instant: moves a pointer, copies no data)."""
-    _make_active(version, warehouse, catalog, config, wait, "promoted", force)
+    _make_active(version, where, wait, "promoted", force)
 
 
-@app.command()
-def rollback(version: VersionArg, warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
-             config: ConfigOpt = None, wait: WaitOpt = 0.0, force: ForceOpt = False) -> None:
+@command()
+def rollback(version: VersionArg, wait: WaitOpt = 0.0, force: ForceOpt = False, *,
+             where: Where) -> None:
     """Go back to VERSION: search answers from it and its own index again."""
-    _make_active(version, warehouse, catalog, config, wait, "rolled back to", force)
+    _make_active(version, where, wait, "rolled back to", force)
 
 
-def _set_pin(version: int, pinned: bool, warehouse, catalog, config) -> None:
+def _set_pin(version: int, pinned: bool, where: Where) -> None:
     from warehouse.writer import open_writer
 
-    with open_writer(open_warehouse(warehouse, catalog, config), create=False) as writer:
+    with open_writer(where.open(), create=False) as writer:
         writer.set_pinned(version, pinned)
     out.print(f"version {version} {'pinned: gc keeps it' if pinned else 'unpinned'}")
 
 
-@app.command()
-def pin(version: VersionArg, warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
-        config: ConfigOpt = None) -> None:
+@command()
+def pin(version: VersionArg, *, where: Where) -> None:
     """Protect VERSION from `gc`."""
-    _set_pin(version, True, warehouse, catalog, config)
+    _set_pin(version, True, where)
 
 
-@app.command()
-def unpin(version: VersionArg, warehouse: WarehouseOpt = None, catalog: CatalogOpt = None,
-          config: ConfigOpt = None) -> None:
+@command()
+def unpin(version: VersionArg, *, where: Where) -> None:
     """Let `gc` expire VERSION again."""
-    _set_pin(version, False, warehouse, catalog, config)
+    _set_pin(version, False, where)
 
 
-@app.command()
+@command()
 def gc(keep: Annotated[int, typer.Option(min=0, help="newest versions to keep")] = 5,
-       warehouse: WarehouseOpt = None, catalog: CatalogOpt = None, config: ConfigOpt = None,
-       wait: WaitOpt = 0.0) -> None:
+       wait: WaitOpt = 0.0, *, where: Where) -> None:
     """Expire unpinned, non-active versions beyond the newest KEEP; delete their files."""
     from warehouse.maintenance import collect_garbage
     from warehouse.writer import open_writer
 
-    with open_writer(open_warehouse(warehouse, catalog, config), wait, create=False) as writer:
+    with open_writer(where.open(), wait, create=False) as writer:
         expired = collect_garbage(writer, keep)
     out.print(f"expired versions: {', '.join(map(str, expired)) or 'none'}")
 
 
-@app.command()
-def compare(a: VersionArg, b: VersionArg, warehouse: WarehouseOpt = None,
-            catalog: CatalogOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False
-            ) -> None:
+@command()
+def compare(a: VersionArg, b: VersionArg, as_json: JsonOpt = False, *, where: Where) -> None:
     """Metrics of versions A and B side by side, with B - A."""
     from warehouse.maintenance import compare_metrics
 
-    rows = compare_metrics(open_warehouse(warehouse, catalog, config), a, b)
+    rows = compare_metrics(where.open(), a, b)
     if as_json:
         print(json.dumps({"a": a, "b": b, "metrics": rows}))
         return

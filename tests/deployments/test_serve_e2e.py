@@ -116,3 +116,37 @@ def test_ingest_then_drift_triggers_a_retrain_run(served):
     con = wh.connect()
     drifted = con.execute("SELECT bool_or(drifted) FROM drift_metrics").fetchone()[0]
     assert drifted is True
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--param", "config.embed.batch_sise=3"], "batch_sise"),
+    (["--param", "config.embed.batch_size=zero"], "embed.batch_size"),
+    (["--param", "bogus=1"], "takes no parameter 'bogus'"),
+    (["--param", "source=[1, 2]"], "parameter 'source' is invalid"),
+])
+def test_trigger_checks_parameters_before_creating_a_run(served, args, fragment):
+    """A misspelt or mistyped parameter gave a raw PrefectHTTPStatusError, or a run that
+    crashed with the cause only in the server log."""
+    env, _ = served
+    done = subprocess.run([EMBEDPIPE, "trigger", "ingest", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert fragment in done.stderr, done.stderr
+
+
+def test_trigger_lists_deployments_and_finds_no_server_at_once(served, tmp_path):
+    env, _ = served
+    listed = subprocess.run([EMBEDPIPE, "trigger", "--list", "--json"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["short"]: r for r in json.loads(listed.stdout)}
+    assert set(rows) >= {"ingest", "monitor", "retrain", "evaluate"}
+    assert "source" in rows["ingest"]["parameters"] and "kind" in rows["monitor"]["parameters"]
+    # No server named and none started by `serve` here: one line at once, no temporary API.
+    lonely = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    started = time.monotonic()
+    done = subprocess.run([EMBEDPIPE, "trigger", "ingest"], capture_output=True, text=True,
+                          timeout=120, env={**lonely, "EMBEDPIPE_HOME": str(tmp_path)})
+    assert done.returncode == 2 and "no Prefect server found" in done.stderr
+    assert time.monotonic() - started < 30
