@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	bash .ci/system-deps
 	$(BIN)/pytest -q
 
 serve: $(STAMP)

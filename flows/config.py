@@ -27,6 +27,7 @@ from tasks.finetune import RetrainConfig
 from tasks.gate import GateConfig
 from tasks.index import IndexConfig
 from tasks.load import SourceConfig
+from tasks.projection import MapConfig
 from tasks.scoring import EvaluateConfig
 from warehouse.lake import redact_catalog
 from warehouse.store import Warehouse
@@ -104,6 +105,7 @@ class EmbedpipeConfig(BaseModel):
     gate: GateConfig = GateConfig()
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
+    map: MapConfig = MapConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
 
 

@@ -7,10 +7,12 @@ from typing import Any
 from prefect import flow
 
 from flows.config import EmbedpipeConfig, resolve
+from flows.outcome import finish
 from tasks.embed import version_embedder
 from tasks.indexing import open_version_index
 from tasks.scoring import metric_rows
 from tasks.steps import evaluate as steps
+from tasks.steps import report
 from warehouse.lock import writer_lock
 
 
@@ -28,8 +30,16 @@ def evaluate_version(config: EmbedpipeConfig | None = None, version_id: int | No
     warehouse = config.warehouse.open()
     version = warehouse.readable(version_id)
     embedder = version_embedder(version)
+    started = report.now()
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
         indexed = open_version_index(warehouse, version, with_vectors=True)
         evaluations = steps.evaluate_version(warehouse, version, indexed, embedder,
                                              config.evaluate, config.embed.batch_size)
-    return metric_rows(evaluations)
+        rows = metric_rows(evaluations)
+        message = f"evaluated v{version.version_id}: " + ", ".join(
+            f"{e.evaluator} {e.primary_metric} {e.metrics[e.primary_metric]:.4f}"
+            for e in evaluations)
+        report.record_run(warehouse, "evaluate", started, "evaluated", message,
+                          version.version_id, None, {"metrics": rows})
+    report.log(message)
+    return finish(rows, "Evaluated", message)

@@ -12,11 +12,15 @@ from typing import Any
 from prefect import Flow, flow
 
 from flows.config import EmbedpipeConfig, resolve
-from flows.summary import IngestSummary, summarize_corpus, summarize_publication
+from flows.outcome import finish, ingest_outcome
+from flows.summary import IngestSummary, summarize_corpus, summarize_publication, table_rows
+from tasks.errors import EmbedpipeError
 from tasks.prep import Chunking, Corpus
 from tasks.steps import evaluate as evaluating
 from tasks.steps import ingest as steps
+from tasks.steps import report
 from tasks.steps.timing import stage_timer
+from warehouse.errors import WarehouseError
 from warehouse.lock import writer_lock
 from warehouse.store import Warehouse
 from warehouse.writer import VersionDraft
@@ -34,9 +38,21 @@ def ingest_corpus(source: str, config: EmbedpipeConfig | None = None,
     """
     config = resolve(config, overrides)
     warehouse = config.warehouse.open()
+    started = report.now()
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
-        corpus = steps.read_corpus(Path(source), config.source, config.clean)
-        return ingest_documents(corpus, config, warehouse, f"ingest {source}")
+        try:
+            corpus = steps.read_corpus(Path(source), config.source, config.clean)
+            summary = ingest_documents(corpus, config, warehouse, f"ingest {source}")
+        except (EmbedpipeError, WarehouseError) as exc:  # on record, then as it was
+            report.record_run(warehouse, "ingest", started, "failed", " ".join(str(exc).split()),
+                              None, source, {})
+            raise
+        name, message = ingest_outcome(summary)
+        report.record_run(warehouse, "ingest", started, summary.status, message,
+                          summary.version_id, source, summary.model_dump())
+    report.publish_run_summary(warehouse, f"ingest {source}: {message}", table_rows(summary))
+    report.log(message)
+    return finish(summary, name, message)
 
 
 def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehouse,
@@ -56,17 +72,19 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
                                         documents, chunks, plan, vectors, corpus.quarantine)
         queries = evaluating.embed_eval_queries(config.evaluate, embedder,
                                                 config.embed.batch_size)
-        indexed, report = steps.index_version(warehouse, version, config.index,
-                                              queries.vectors if queries else None)
+        indexed, built = steps.index_version(warehouse, version, config.index,
+                                             queries.vectors if queries else None)
         evaluations = evaluating.evaluate_version(warehouse, version, indexed, embedder,
                                                   config.evaluate, config.embed.batch_size,
                                                   queries)
-        summary = summarize_publication(summary, plan, chunks, vectors, version, report,
+        evaluating.map_version(warehouse, version, indexed, config.map)
+        summary = summarize_publication(summary, plan, chunks, vectors, version, built,
                                         timer.seconds)
-        decision = evaluating.gate_and_promote(warehouse, version, evaluations, report,
+        decision = evaluating.gate_and_promote(warehouse, version, evaluations, built,
                                                config.gate, summary.model_dump())
     return summary.model_copy(update={
         "stage_seconds": timer.seconds, "gate": decision.reason(),
+        "gate_headline": decision.headline(),
         "status": "published" if decision.passed else "rejected"})
 
 

@@ -16,8 +16,10 @@ from prefect import flow
 from prefect.events import emit_event
 
 from flows.config import EmbedpipeConfig, resolve
+from flows.outcome import drift_outcome, finish
 from tasks.drift import DriftReport
 from tasks.steps import monitor as steps
+from tasks.steps import report as report_steps
 from warehouse.store import Warehouse
 
 DRIFT_EVENT = "embedpipe.drift.detected"
@@ -42,9 +44,12 @@ def monitor_drift(config: EmbedpipeConfig | None, source: str,
     config = resolve(config, overrides)
     warehouse = config.warehouse.open()
     version = warehouse.readable()
-    report = steps.sample_and_compare(warehouse, version, kind, Path(source), config.source,
-                                      config.clean, config.drift, config.embed.batch_size)
+    started = report_steps.now()
+    report, current = steps.sample_and_compare(warehouse, version, kind, Path(source),
+                                               config.source, config.clean, config.drift,
+                                               config.embed.batch_size)
     steps.record_drift(warehouse, report, config.drift)
+    steps.map_drift_sample(warehouse, version, report, current)
     if report.drifted:
         emit_event(event=DRIFT_EVENT, resource=warehouse_resource(warehouse),
                    payload={"warehouse": str(warehouse.path), "version_id": version.version_id,
@@ -55,4 +60,8 @@ def monitor_drift(config: EmbedpipeConfig | None, source: str,
 
             outcome = retrain(config, source if kind == "corpus" else None)
             report = report.model_copy(update={"retrain": outcome.model_dump()})
-    return report
+    name, message = drift_outcome(report)
+    report_steps.record_run(warehouse, "monitor", started, name.lower(), message,
+                            version.version_id, str(source), report.model_dump())
+    report_steps.log(message)
+    return finish(report, name, message)

@@ -18,6 +18,8 @@ from pydantic import BaseModel
 
 from flows.config import EmbedpipeConfig, resolve
 from flows.ingest import ingest_documents
+from flows.outcome import finish
+from tasks.steps import report
 from tasks.steps import retrain as steps
 from warehouse.lock import writer_lock
 
@@ -42,6 +44,7 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
     """
     config = resolve(config, overrides)
     warehouse = config.warehouse.open()
+    started = report.now()
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
         active = warehouse.readable()
         corpus = steps.retrain_corpus(warehouse, active, Path(source) if source else None,
@@ -57,8 +60,24 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
         summary = ingest_documents(corpus, candidate, warehouse,
                                    f"retrain ({config.retrain.strategy}) of version "
                                    f"{active.version_id}")
-    return RetrainReport(strategy=config.retrain.strategy, base_version=active.version_id,
-                         model_location=model, training=training,
-                         candidate_version=summary.version_id if summary.status != "unchanged"
-                         else None, status=summary.status, gate=summary.gate,
-                         documents=summary.kept)
+        outcome = RetrainReport(
+            strategy=config.retrain.strategy, base_version=active.version_id,
+            model_location=model, training=training,
+            candidate_version=summary.version_id if summary.status != "unchanged" else None,
+            status=summary.status, gate=summary.gate, documents=summary.kept)
+        name, message = retrain_outcome(outcome, summary.gate_headline)
+        report.record_run(warehouse, "retrain", started, outcome.status, message,
+                          outcome.candidate_version, source, outcome.model_dump())
+    report.log(message)
+    return finish(outcome, name, message)
+
+
+def retrain_outcome(outcome: RetrainReport, headline: str) -> tuple[str, str]:
+    """The end state of a retrain: `Published`, `Rejected` (with the gate's reason) or
+    `Unchanged`."""
+    what = f"retrain ({outcome.strategy}) of v{outcome.base_version}"
+    if outcome.status == "published":
+        return "Published", f"{what}: published v{outcome.candidate_version}"
+    if outcome.status == "rejected":
+        return "Rejected", f"{what}: rejected v{outcome.candidate_version}: {headline}"
+    return "Unchanged", f"{what}: unchanged"

@@ -22,6 +22,7 @@ class IngestSummary(BaseModel):
     source: str
     status: str  # "published" | "rejected" (by the quality gate) | "unchanged"
     gate: str = ""  # the gate's reason
+    gate_headline: str = ""  # the same in a few words, e.g. "ndcg@10 -0.012 beyond 0.005"
     version_id: int | None
     input_documents: int
     kept: int
@@ -41,6 +42,7 @@ class IngestSummary(BaseModel):
     index: dict[str, Any] = Field(default_factory=dict)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     problems: list[dict[str, Any]] = Field(default_factory=list)  # the first few, for the CLI
+    flow_run_id: str | None = None  # the Prefect flow run that made it (for links to its page)
 
     @property
     def accounted(self) -> bool:
@@ -54,6 +56,25 @@ def rejection_counts(quarantine: pa.Table) -> tuple[int, int, dict[str, int]]:
     reasons = Counter(quarantine["reason"].to_pylist())
     exact, near = (reasons.pop(reason, 0) for reason in DUPLICATE_REASONS)
     return exact, near, dict(sorted(reasons.items()))
+
+
+def table_rows(summary: IngestSummary) -> list[tuple[str, Any]]:
+    """The summary as (what, value) rows: the CLI's table and the run artifact show these."""
+    s = summary
+    return [
+        ("input documents", s.input_documents), ("kept", s.kept),
+        ("exact duplicates", s.exact_duplicates), ("near duplicates", s.near_duplicates),
+        ("quarantined", f"{s.quarantined} {s.quarantined_by_reason or ''}"),
+        ("documents added/changed/deleted/unchanged",
+         f"{s.documents_added}/{s.documents_changed}/{s.documents_deleted}/"
+         f"{s.documents_unchanged}"),
+        ("chunks", s.chunks), ("tokens (new chunks)", s.tokens),
+        ("vectors embedded", s.vectors_embedded), ("vectors reused", s.vectors_reused),
+        ("index", ", ".join(f"{k}={v}" for k, v in s.index.items()) or "-"),
+        ("seconds per stage", ", ".join(f"{k} {v:.1f}" for k, v in s.stage_seconds.items())),
+        ("quality gate", s.gate or "-"),
+        ("version", s.version_id if s.version_id is not None else "-"),
+    ]
 
 
 def summarize_corpus(corpus: Corpus, plan: IngestPlan, seconds: dict[str, float]
@@ -86,4 +107,10 @@ def summarize_publication(summary: IngestSummary, plan: IngestPlan, chunks: pa.T
         "index": {"ef": index.ef, "recall": index.recall, "heldout_recall": index.heldout_recall,
                   "m": index.m, "ef_construction": index.ef_construction,
                   "distinct": index.distinct},
-        "stage_seconds": dict(seconds)})
+        "stage_seconds": dict(seconds), "flow_run_id": _flow_run_id()})
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None

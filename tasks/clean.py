@@ -92,11 +92,25 @@ def looks_like_html(text: str) -> bool:
 def normalize_text(text: str, markup: str = "text") -> str:
     """Readable, canonical text: markup removed, mojibake repaired, NFC, whitespace tidied.
 
-    `markup`: "text", "html", or "auto" (HTML when `looks_like_html`).
+    `markup`: "text", "html", or "auto" (HTML when `looks_like_html`). Idempotent: repairing
+    mojibake can reveal more of it once control characters are gone (and decoding HTML can
+    reveal markup), so the steps repeat until the text stops changing.
 
     >>> normalize_text("  Ã©t\\u00e9 &amp; caf\\u0065\\u0301\\x07  \\n\\n\\n\\nnext  ")
     'été & café\\n\\nnext'
     """
+    for _ in range(_MAX_PASSES):
+        cleaned = _normalize_once(text, markup)
+        if cleaned == text:
+            break
+        text, markup = cleaned, "auto" if markup == "html" else markup
+    return text
+
+
+_MAX_PASSES = 5
+
+
+def _normalize_once(text: str, markup: str) -> str:
     if markup == "html" or (markup == "auto" and looks_like_html(text)):
         text = html_to_text(text)
     text = ftfy.fix_text(text, normalization="NFC")

@@ -152,6 +152,12 @@ def input_drift(ref_lengths: Sequence[int], cur_lengths: Sequence[int],
     }
 
 
+def thresholds(config: DriftConfig) -> dict[str, float]:
+    """The statistics the alarm rule reads, with the value past which each one alarms
+    (MMD p-value below, classifier AUC above)."""
+    return {"mmd_p_value": config.mmd_alpha, "classifier_auc": config.auc_floor}
+
+
 def alarm(stats: dict[str, float], config: DriftConfig) -> bool:
     """Does this one check raise an alarm under the configured rule?"""
     mmd = stats["mmd_p_value"] < config.mmd_alpha

@@ -28,6 +28,8 @@ class Sample:
     n_tokens: np.ndarray
     n_unknown: np.ndarray
     vectors: np.ndarray
+    ids: list[str] | None = None  # where each text came from (a document id), when known
+    titles: list[str | None] | None = None
 
 
 def pick(n_total: int, size: int, seed: int) -> np.ndarray:
@@ -60,10 +62,13 @@ def stored_sample(texts: list[str], vectors: np.ndarray, tokenizer) -> Sample:
     return Sample(texts, n_tokens, n_unknown, vectors)
 
 
-def embedded_sample(texts: list[str], embedder: Embedder, batch_size: int) -> Sample:
+def embedded_sample(texts: list[str], embedder: Embedder, batch_size: int,
+                    ids: list[str] | None = None, titles: list[str | None] | None = None
+                    ) -> Sample:
     """A sample of new texts, embedded with the version's own model."""
     n_tokens, n_unknown = tokenize.count_tokens(texts, embedder.tokenizer)
-    return Sample(texts, n_tokens, n_unknown, embed_texts(texts, embedder, batch_size))
+    return Sample(texts, n_tokens, n_unknown, embed_texts(texts, embedder, batch_size), ids,
+                  titles)
 
 
 def drift_statistics(reference: Sample, current: Sample, config: DriftConfig) -> Evaluation:

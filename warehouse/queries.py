@@ -57,6 +57,13 @@ VERSION_METRICS = """
     SELECT evaluator, metric, value, greater_is_better, is_primary, created_at
     FROM lake.quality_metrics WHERE version_id = ? ORDER BY evaluator, metric"""
 INSERT_DRIFT = "INSERT INTO lake.drift_metrics BY NAME SELECT * FROM new_drift"
+INSERT_RUN = "INSERT INTO lake.runs BY NAME SELECT * FROM new_run"
+INSERT_PROJECTION = "INSERT INTO lake.projections BY NAME SELECT * FROM new_projection"
+DELETE_PROJECTION = """
+    DELETE FROM lake.projections WHERE version_id = ? AND check_id IS NOT DISTINCT FROM ?"""
+PROJECTION = """
+    SELECT chunk_key, doc_id, title, snippet, x, y, cluster, method FROM lake.projections
+    WHERE version_id = ? AND check_id IS NOT DISTINCT FROM ? ORDER BY chunk_key"""
 DRIFT_ALARMS = """
     SELECT check_id, any_value(alarm) AS alarm, max(checked_at) AS checked_at
     FROM lake.drift_metrics WHERE version_id = ? AND kind = ?
@@ -151,6 +158,17 @@ def reference_chunks(snapshot: int) -> str:
         JOIN lake.embeddings e {_at(snapshot)}
           ON e.text_hash = one.text_hash AND e.model_fingerprint = ?
         ORDER BY hash(one.doc_id, ?::BIGINT) LIMIT ?"""
+
+
+def vectors_of_keys(snapshot: int) -> str:
+    """(chunk_key, vector) for a list of chunk keys; bind the fingerprint and the key list."""
+    return f"""
+        SELECT c.chunk_key, e.vector
+        FROM lake.chunks c {_at(snapshot)}
+        JOIN lake.embeddings e {_at(snapshot)}
+          ON e.text_hash = c.text_hash AND e.model_fingerprint = ?
+        WHERE list_contains(?, c.chunk_key)
+        ORDER BY c.chunk_key"""
 
 
 def chunks_by_keys(snapshot: int) -> str:

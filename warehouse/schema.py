@@ -18,6 +18,22 @@ DRIFT_ROWS = pa.schema([
     ("kind", pa.string()), ("source", pa.string()), ("n_reference", pa.int64()),
     ("n_current", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
     ("alarm", pa.bool_()), ("drifted", pa.bool_()),
+    ("threshold", pa.float64()),  # the value past which this statistic alarms (NULL: none)
+    ("rule", pa.string()),  # the decision rule of the check, e.g. "mmd_and_auc, 2 of 3"
+])
+# One row per flow run, published or not (an unchanged ingest publishes no version).
+RUNS_ROWS = pa.schema([
+    ("run_id", pa.string()), ("flow", pa.string()), ("started_at", pa.timestamp("us")),
+    ("finished_at", pa.timestamp("us")), ("status", pa.string()), ("message", pa.string()),
+    ("version_id", pa.int64()), ("source", pa.string()), ("flow_run_id", pa.string()),
+    ("summary", pa.string()),
+])
+# 2-D map of a version: a sample of its chunks (check_id NULL), and each drift check's sample
+# placed into the same plane (check_id set).
+PROJECTION_ROWS = pa.schema([
+    ("version_id", pa.int64()), ("check_id", pa.string()), ("chunk_key", pa.int64()),
+    ("doc_id", pa.string()), ("title", pa.string()), ("snippet", pa.string()),
+    ("x", pa.float64()), ("y", pa.float64()), ("cluster", pa.int64()), ("method", pa.string()),
 ])
 
 _DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.string(): "VARCHAR", pa.float64(): "DOUBLE",
@@ -50,10 +66,12 @@ TABLES: dict[str, str] = {
         summary VARCHAR, index_meta VARCHAR, gate VARCHAR, model_backend VARCHAR""",
     "quality_metrics": ddl(METRICS_ROWS),
     "drift_metrics": ddl(DRIFT_ROWS),
+    "runs": ddl(RUNS_ROWS),
+    "projections": ddl(PROJECTION_ROWS),
 }
 
 VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")
 
 # Views a `sql` session gets, resolved at one version's snapshot.
 VERSIONED_TABLES = ("documents", "chunks", "quarantine")
-UNVERSIONED_VIEWS = ("versions", "quality_metrics", "drift_metrics")
+UNVERSIONED_VIEWS = ("versions", "quality_metrics", "drift_metrics", "runs", "projections")

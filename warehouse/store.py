@@ -294,6 +294,19 @@ class Warehouse:
             rows = queries.fetch_dicts(con, queries.LAST_DRIFT_CHECK)
         return rows[0] if rows else None
 
+    def projection(self, version_id: int, check_id: str | None = None) -> pa.Table:
+        """The 2-D map rows of a version (or of one drift check's sample placed on it)."""
+        with self._reader() as con:
+            if "projections" not in _tables(con):
+                return pa.table({})
+            return con.execute(queries.PROJECTION, [version_id, check_id]).to_arrow_table()
+
+    def chunk_vectors(self, version: Version, keys: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk keys, vectors) of the given chunks of `version`, by key."""
+        table = self._table(queries.vectors_of_keys(int(version.lake_snapshot)),
+                            [version.model_fingerprint, keys])
+        return arrow_vectors(table, int(version.dimension))
+
     def metrics(self, version_id: int) -> list[dict[str, Any]]:
         """The quality_metrics rows of one version."""
         with self._reader() as con:

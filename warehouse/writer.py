@@ -22,7 +22,7 @@ from warehouse.errors import MixedModels, WarehouseError
 from warehouse.faults import checkpoint
 from warehouse.lake import connect as lake_connect
 from warehouse.lock import writer_lock
-from warehouse.schema import DRIFT_ROWS, METRICS_ROWS
+from warehouse.schema import DRIFT_ROWS, METRICS_ROWS, PROJECTION_ROWS, RUNS_ROWS
 from warehouse.store import LakeSession, Version, Warehouse
 
 
@@ -165,11 +165,34 @@ class WarehouseWriter(LakeSession):
 
     def record_drift(self, rows: list[dict[str, Any]]) -> None:
         """Append one drift check (one row per statistic) to `drift_metrics`."""
-        self.con.register("new_drift", pa.Table.from_pylist(rows, schema=DRIFT_ROWS))
+        self._append("new_drift", pa.Table.from_pylist(rows, schema=DRIFT_ROWS),
+                     queries.INSERT_DRIFT)
+
+    def record_run(self, row: dict[str, Any]) -> None:
+        """Append one flow run (run_id, flow, times, status, message, version, source…)."""
+        self._append("new_run", pa.Table.from_pylist([row], schema=RUNS_ROWS),
+                     queries.INSERT_RUN)
+
+    def record_projection(self, version_id: int, check_id: str | None,
+                          rows: list[dict[str, Any]]) -> None:
+        """Replace the 2-D map of a version (check_id None) or of one drift check's sample."""
+        table = pa.Table.from_pylist([{**r, "version_id": version_id, "check_id": check_id}
+                                      for r in rows], schema=PROJECTION_ROWS)
+        self.con.execute("BEGIN")
         try:
-            self.con.execute(queries.INSERT_DRIFT)
+            self.con.execute(queries.DELETE_PROJECTION, [version_id, check_id])
+            self._append("new_projection", table, queries.INSERT_PROJECTION)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _append(self, name: str, table: pa.Table, statement: str) -> None:
+        self.con.register(name, table)
+        try:
+            self.con.execute(statement)
         finally:
-            self.con.unregister("new_drift")
+            self.con.unregister(name)
 
     def record_gate(self, version_id: int, decision: dict[str, Any]) -> None:
         self.con.execute(queries.SET_GATE, [json.dumps(decision, default=str), version_id])

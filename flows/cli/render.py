@@ -63,28 +63,13 @@ def print_problems(console: Console, problems: list[dict[str, Any]], total: int)
 
 
 def summary_table(s: IngestSummary) -> Table:
-    table = Table(title=f"ingest {s.source}: {s.status}"
-                  + (f", version {s.version_id}" if s.version_id else ""), show_header=False)
-    rows = [
-        ("input documents", s.input_documents),
-        ("kept", s.kept),
-        ("exact duplicates", s.exact_duplicates),
-        ("near duplicates", s.near_duplicates),
-        ("quarantined", f"{s.quarantined} {s.quarantined_by_reason or ''}"),
-        ("documents added/changed/deleted/unchanged",
-         f"{s.documents_added}/{s.documents_changed}/{s.documents_deleted}/"
-         f"{s.documents_unchanged}"),
-        ("chunks", s.chunks),
-        ("tokens (new chunks)", s.tokens),
-        ("vectors embedded", s.vectors_embedded),
-        ("vectors reused", s.vectors_reused),
-        ("index", ", ".join(f"{k}={v}" for k, v in s.index.items()) or "-"),
-        ("seconds per stage", ", ".join(f"{k} {v:.1f}" for k, v in s.stage_seconds.items())),
-        ("quality gate", s.gate or "-"),
-        ("version", s.version_id if s.version_id is not None else "-"),
-    ]
-    for name, value in rows:
-        table.add_row(name, str(value))
+    from flows.summary import table_rows
+
+    table = Table(title=plain(f"ingest {s.source}: {s.status}"
+                              + (f", version {s.version_id}" if s.version_id else "")),
+                  show_header=False)
+    for name, value in table_rows(s):
+        table.add_row(name, plain(value))
     return table
 
 

@@ -11,14 +11,15 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from tasks import embed, gate, scoring
+from tasks import embed, gate, projection, scoring
 from tasks.evaluate import Evaluation
 from tasks.hits import IndexedVersion
 from tasks.index import IndexReport
 from tasks.indexing import open_version_index
+from tasks.steps import log
 from tasks.steps.timing import timed
 from warehouse.errors import IndexMismatch
 from warehouse.faults import checkpoint
@@ -71,7 +72,36 @@ def evaluate_version(warehouse: Warehouse, version: Version, indexed: IndexedVer
         key=artifact_key(warehouse, "quality"),
         table=[{"version": version.version_id, **row} for row in rows],
         description=f"Quality of version {version.version_id} of {warehouse.path}")
+    create_markdown_artifact(
+        key=artifact_key(warehouse, "quality-summary"),
+        markdown=f"# Quality of version {version.version_id}\n\n" + "\n".join(
+            f"- **{e.evaluator}**: " + ", ".join(f"{k} {v:.4g}" for k, v in e.metrics.items())
+            for e in evaluations),
+        description=f"Quality of version {version.version_id}")
+    log("evaluated: " + "; ".join(f"{e.evaluator} {e.primary_metric} "
+                                  f"{e.metrics[e.primary_metric]:.4f}" for e in evaluations))
     return evaluations
+
+
+@task(name="map-version", cache_policy=NONE)
+@timed("map")
+def map_version(warehouse: Warehouse, version: Version, indexed: IndexedVersion,
+                config: projection.MapConfig) -> str | None:
+    """Draw the version's 2-D map (a seeded sample of its chunks) and store it in the lake."""
+    if config.method == "off" or len(indexed.rows.doc_id) == 0:
+        return None
+    rows = projection.sample_rows(len(indexed.rows.doc_id), config.sample, config.seed)
+    vectors = indexed.vectors[indexed.labels[rows]]
+    coords, method = projection.project(vectors, config)
+    clusters = projection.cluster(vectors, config)
+    hits = indexed.rows
+    records = [{"chunk_key": int(indexed.index.keys[r]), "doc_id": hits.doc_id[r],
+                "title": hits.title[r], "snippet": hits.snippet[r], "x": float(x), "y": float(y),
+                "cluster": int(c), "method": method}
+               for r, (x, y), c in zip(rows.tolist(), coords, clusters, strict=True)]
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_projection(version.version_id, None, records)
+    return method
 
 
 @task(name="gate-and-promote", cache_policy=NONE)
@@ -94,4 +124,6 @@ def gate_and_promote(warehouse: Warehouse, version: Version, evaluations: list[E
             writer.promote(version.version_id)
         else:
             writer.set_status(version.version_id, "rejected")
+    log(f"gate: version {version.version_id} " + ("promoted, " if decision.passed else
+                                                   "rejected, ") + decision.reason())
     return decision

@@ -7,6 +7,7 @@ take the `Warehouse` and open their own connections (the flow holds the writer l
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -22,6 +23,7 @@ from tasks import clean, distributed, embed, load, prep
 from tasks.index import IndexConfig, IndexReport
 from tasks.indexing import build_version_index
 from tasks.progress import report
+from tasks.steps import log
 from tasks.steps.timing import timed
 from warehouse.faults import checkpoint
 from warehouse.plan import IngestPlan, plan_ingest
@@ -39,7 +41,11 @@ def read_corpus(source: Path, source_config: load.SourceConfig,
     Raises:
         EmptyCorpus: nothing survived (the run stops here, before any model is loaded).
     """
-    return prep.require_documents(prep.read_corpus(source, source_config, clean_config))
+    corpus = prep.require_documents(prep.read_corpus(source, source_config, clean_config))
+    reasons = Counter(corpus.quarantine["reason"].to_pylist())
+    log(f"read {corpus.n_input} records from {source.name}: {corpus.documents.num_rows} kept"
+        + "".join(f", {n} {reason}" for reason, n in sorted(reasons.items())))
+    return corpus
 
 
 @timed("load_model")
@@ -59,6 +65,8 @@ def plan_changes(warehouse: Warehouse, corpus: prep.Corpus, model_fingerprint: s
     with open_writer(warehouse, lock=False) as writer:
         plan = plan_ingest(writer, corpus.documents, model_fingerprint, chunking.record())
     checkpoint("plan")
+    log("plan: " + ("nothing changed" if plan.noop else ", ".join(
+        f"{n} {kind}" for kind, n in plan.diff.counts().items())))
     return plan
 
 
@@ -67,7 +75,10 @@ def plan_changes(warehouse: Warehouse, corpus: prep.Corpus, model_fingerprint: s
 def chunk_changed(corpus: prep.Corpus, plan: IngestPlan, tokenizer: Any,
                   chunking: prep.Chunking) -> tuple[pa.Table, pa.Table]:
     """(tokenized documents, chunks) of the documents the plan says to (re)chunk."""
-    return prep.chunk_corpus(prep.select(corpus.documents, plan.to_chunk), tokenizer, chunking)
+    documents, chunks = prep.chunk_corpus(prep.select(corpus.documents, plan.to_chunk),
+                                          tokenizer, chunking)
+    log(f"chunked {documents.num_rows} documents into {chunks.num_rows} chunks")
+    return documents, chunks
 
 
 @task(name="embed-chunks", cache_policy=NONE)
@@ -104,6 +115,8 @@ def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Emb
     """
     with warehouse.session() as session:
         hashes, texts = missing_vectors(session, chunks, embedder.fingerprint)
+    log(f"embedding {len(texts)} new chunk texts; {chunks.num_rows - len(texts)} chunks reuse "
+        "stored vectors")
     if not config.dask_address:
         return cast(pa.Table, embed_locally(hashes, texts, embedder, config))
     staging = warehouse.path / "staging" / run_id
@@ -129,7 +142,10 @@ def publish_version(warehouse: Warehouse, draft: VersionDraft, documents: pa.Tab
                       vectors=vectors, quarantine=quarantine,
                       n_reused=chunks.num_rows - vectors.num_rows + plan.reused_chunks)
     with open_writer(warehouse, lock=False) as writer:
-        return writer.publish(draft, changes)
+        version = writer.publish(draft, changes)
+    log(f"published version {version.version_id} (candidate): {version.n_documents} documents, "
+        f"{version.n_chunks} chunks")
+    return version
 
 
 @task(name="index-version", cache_policy=NONE)
@@ -141,4 +157,7 @@ def index_version(warehouse: Warehouse, version: Version, config: IndexConfig,
     indexed, index_report = build_version_index(warehouse, version, config, queries)
     with open_writer(warehouse, lock=False) as writer:
         writer.record_index(version.version_id, index_report.as_dict())
+    log(f"index: {index_report.count} chunks ({index_report.distinct} distinct texts), ef "
+        f"{index_report.ef}, recall@{index_report.recall_k} {index_report.recall:.4f} (held-out "
+        f"{index_report.heldout_recall})")
     return indexed, index_report

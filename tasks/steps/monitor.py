@@ -26,7 +26,8 @@ Kind = Literal["corpus", "queries"]
 @task(name="sample-and-compare", cache_policy=NONE)
 def sample_and_compare(warehouse: Warehouse, version: Version, kind: Kind, source: Path,
                        source_config: load.SourceConfig, clean_config: clean.CleanConfig,
-                       config: drift.DriftConfig, batch_size: int) -> DriftReport:
+                       config: drift.DriftConfig, batch_size: int
+                       ) -> tuple[DriftReport, samples.Sample]:
     """Drift statistics of `source` against a seeded reference sample of `version`.
 
     A corpus batch is cleaned and chunked the way `version` was, and one chunk per document is
@@ -35,6 +36,8 @@ def sample_and_compare(warehouse: Warehouse, version: Version, kind: Kind, sourc
     embedder = version_embedder(version)
     texts, vectors = warehouse.reference_sample(version, config.reference_size, config.seed)
     reference = samples.stored_sample(texts, vectors, embedder.tokenizer)
+    ids: list[str] | None = None
+    titles: list[str | None] | None = None
     if kind == "queries":
         queries = load.read_query_log(source)
         picked = [queries[i] for i in samples.pick(len(queries), config.current_size,
@@ -47,34 +50,67 @@ def sample_and_compare(warehouse: Warehouse, version: Version, kind: Kind, sourc
         _, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
         rows = samples.one_chunk_per_document(chunks["doc_id"].to_pylist(), config.current_size,
                                               config.seed)
-        texts_all = chunks["text"].to_pylist()
+        texts_all, doc_ids = chunks["text"].to_pylist(), chunks["doc_id"].to_pylist()
         picked = [texts_all[i] for i in rows]
-    current = samples.embedded_sample(picked, embedder, batch_size)
+        ids = [doc_ids[i] for i in rows]
+        title_of = dict(zip(corpus.documents["doc_id"].to_pylist(),
+                            corpus.documents["title"].to_pylist(), strict=True))
+        titles = [title_of.get(doc) for doc in ids]
+    current = samples.embedded_sample(picked, embedder, batch_size, ids, titles)
     stats = samples.drift_statistics(reference, current, config).metrics
     alarm = drift.alarm(stats, config)
     history = warehouse.recent_alarms(version.version_id, kind, config.window - 1)
-    return DriftReport(check_id=uuid.uuid4().hex[:12], version_id=version.version_id, kind=kind,
-                       source=str(source), n_reference=len(reference.texts),
-                       n_current=len(current.texts), statistics=stats, alarm=alarm,
-                       drifted=drift.decide(alarm, history, config))
+    report = DriftReport(check_id=uuid.uuid4().hex[:12], version_id=version.version_id,
+                         kind=kind, source=str(source), n_reference=len(reference.texts),
+                         n_current=len(current.texts), statistics=stats, alarm=alarm,
+                         drifted=drift.decide(alarm, history, config))
+    return report, current
+
+
+@task(name="map-drift-sample", cache_policy=NONE)
+def map_drift_sample(warehouse: Warehouse, version: Version, report: DriftReport,
+                     current: samples.Sample) -> int:
+    """Place the check's sample on the version's 2-D map (stored with the check's id)."""
+    from tasks.hits import snippet
+    from tasks.projection import place
+
+    reference = warehouse.projection(version.version_id)
+    if reference.num_rows == 0:
+        return 0
+    keys, vectors = warehouse.chunk_vectors(version, reference["chunk_key"].to_pylist())
+    order = {k: i for i, k in enumerate(reference["chunk_key"].to_pylist())}
+    rows = [order[int(k)] for k in keys]
+    coords = np.column_stack([reference["x"].to_numpy()[rows], reference["y"].to_numpy()[rows]])
+    clusters = reference["cluster"].to_numpy()[rows]
+    placed, labels = place(current.vectors, vectors, coords, clusters)
+    ids = current.ids or [f"query {i + 1}" for i in range(len(current.texts))]
+    titles = current.titles or [None] * len(current.texts)
+    records = [{"chunk_key": -1 - i, "doc_id": ids[i], "title": titles[i],
+                "snippet": snippet(current.texts[i], titles[i]), "x": float(x), "y": float(y),
+                "cluster": int(c), "method": str(reference["method"][0])}
+               for i, ((x, y), c) in enumerate(zip(placed, labels, strict=True))]
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_projection(version.version_id, report.check_id, records)
+    return len(records)
 
 
 @task(name="record-drift", cache_policy=NONE)
 def record_drift(warehouse: Warehouse, report: DriftReport, config: drift.DriftConfig) -> None:
     """One `drift_metrics` row per statistic, a table artifact and a markdown verdict."""
     now = datetime.now(UTC).replace(tzinfo=None)
+    thresholds = drift.thresholds(config)
+    rule = f"{config.rule}, {config.alarms_required} of the last {config.window}"
     rows = [{"check_id": report.check_id, "version_id": report.version_id, "checked_at": now,
              "kind": report.kind, "source": report.source, "n_reference": report.n_reference,
              "n_current": report.n_current, "metric": name, "value": float(value),
-             "alarm": report.alarm, "drifted": report.drifted}
+             "alarm": report.alarm, "drifted": report.drifted,
+             "threshold": thresholds.get(name), "rule": rule}
             for name, value in report.statistics.items()]
     with open_writer(warehouse, lock=False) as writer:
         writer.record_drift(rows)
-    thresholds = {"mmd_p_value": f"< {config.mmd_alpha:g} alarms",
-                  "classifier_auc": f"> {config.auc_floor:g} alarms"}
     create_table_artifact(key=artifact_key(warehouse, "drift"),
                           table=[{"metric": k, "value": float(np.round(v, 6)),
-                                  "threshold": thresholds.get(k, "")}
+                                  "threshold": thresholds.get(k)}
                                  for k, v in report.statistics.items()],
                           description=f"Drift check {report.check_id} ({report.kind}: "
                                       f"{report.source}) vs version {report.version_id}: "
