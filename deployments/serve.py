@@ -13,13 +13,15 @@ more.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 from prefect import serve
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron
 
-from deployments.settings import DeploymentSettings, load_settings
+from deployments.settings import DeploymentSettings, checked_source, load_settings
 from flows.config import EmbedpipeConfig, load_config
 from flows.evaluate import evaluate_version
 from flows.ingest import ingest_flow_for
@@ -36,9 +38,20 @@ def _cron(expression: str | None, timezone: str) -> list[Any]:
     return [Cron(expression, timezone=timezone)] if expression else []
 
 
-def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig) -> list[Any]:
+def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig,
+                      base: Path | None = None) -> list[Any]:
+    """The four deployments. A schedule whose source does not exist is registered paused, and
+    one line on stderr says so (a missing source would fail every run, unseen)."""
+    base = base or Path.cwd()
+    ingest_source, ingest_missing = checked_source("ingest", settings.ingest_source, base)
+    monitor_source, monitor_missing = checked_source("monitor", settings.monitor_source, base)
+    for problem in (ingest_missing, monitor_missing):
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr, flush=True)
     # Not a secret, and what `trigger --wait` reads to report the run's outcome.
     where = {"warehouse.path": str(config.warehouse.path)}
+    watching = {**where, "drift.alarms_required": settings.monitor_alarms_required,
+                "drift.window": settings.monitor_window}
     resource = warehouse_resource(Warehouse(config.warehouse.path))
     drift_trigger = DeploymentEventTrigger(
         name="retrain-on-drift", expect={DRIFT_EVENT},
@@ -47,11 +60,13 @@ def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig) -> 
     return [
         ingest_flow_for(config).to_deployment(
             name="ingest", schedules=_cron(settings.ingest_cron, settings.timezone),
-            parameters={"source": settings.ingest_source, "config": None, "overrides": where},
+            paused=ingest_missing is not None,
+            parameters={"source": ingest_source, "config": None, "overrides": where},
             description="Ingest the corpus into a new version (nightly)."),
         monitor_drift.to_deployment(
             name="monitor", schedules=_cron(settings.monitor_cron, settings.timezone),
-            parameters={"config": None, "overrides": where, "source": settings.monitor_source,
+            paused=monitor_missing is not None,
+            parameters={"config": None, "overrides": watching, "source": monitor_source,
                         "kind": settings.monitor_kind},
             description="Check new data for drift against the active version (hourly)."),
         retrain.to_deployment(

@@ -26,6 +26,24 @@ class DeploymentSettings(BaseModel):
     monitor_kind: Literal["corpus", "queries"] = "corpus"
     monitor_cron: str | None = "0 * * * *"
     timezone: str = "UTC"
+    # Served drift checks act on k alarms of the last n checks: one noisy batch retrains nothing.
+    monitor_alarms_required: int = 2
+    monitor_window: int = 3
+
+
+def checked_source(name: str, value: str, base: Path) -> tuple[str, str | None]:
+    """(absolute path, or why it cannot be used) of a deployment's source.
+
+    Relative paths are resolved against `base` (where `serve` starts), once, here: a served run
+    never depends on the working directory of whatever process runs it.
+    """
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else (base / path)
+    if not path.exists():
+        return str(path), (f"{name}: source {path} does not exist; the deployment is "
+                           "registered paused (create it, then `prefect deployment resume`, "
+                           f"or set EMBEDPIPE_DEPLOY_{name.upper()}_SOURCE)")
+    return str(path), None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> DeploymentSettings:

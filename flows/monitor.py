@@ -17,6 +17,7 @@ from prefect.events import emit_event
 
 from flows.config import EmbedpipeConfig, resolve
 from flows.outcome import drift_outcome, finish
+from tasks import load
 from tasks.drift import DriftReport
 from tasks.steps import monitor as steps
 from tasks.steps import report as report_steps
@@ -36,18 +37,27 @@ def warehouse_resource(warehouse: Warehouse) -> dict[str, str]:
 def monitor_drift(config: EmbedpipeConfig | None, source: str,
                   kind: Literal["corpus", "queries"] = "corpus",
                   retrain_on_drift: bool = False,
-                  overrides: dict[str, Any] | None = None) -> DriftReport:
-    """Check `source` (a corpus batch or a query log) for drift against the active version.
+                  overrides: dict[str, Any] | None = None,
+                  reference_queries: str | None = None) -> DriftReport:
+    """Check `source` (a corpus batch or a query log) for drift.
 
-    `config` None (served runs): read now; `overrides` ("section.key": value) on top.
+    A corpus batch is compared with the active version's chunks; a query log with a reference
+    query log (the first one checked, or `reference_queries`). `config` None (served runs):
+    read now; `overrides` ("section.key": value) on top.
     """
     config = resolve(config, overrides)
     warehouse = config.warehouse.open()
     version = warehouse.readable()
     started = report_steps.now()
-    report, current = steps.sample_and_compare(warehouse, version, kind, Path(source),
-                                               config.source, config.clean, config.drift,
-                                               config.embed.batch_size)
+    batch = steps.read_batch(kind, Path(source), config.source, config.clean)
+    reference = load.read_query_log(Path(reference_queries)) if reference_queries else None
+    report, current = steps.sample_and_compare(warehouse, version, kind, Path(source), batch,
+                                               config.drift, config.embed.batch_size, reference)
+    if report.note:  # nothing was compared: no drift record, no map points
+        name, message = "Reference set", report.note
+        report_steps.record_run(warehouse, "monitor", started, "reference", message,
+                                version.version_id, str(source), report.model_dump())
+        return finish(report, name, message)
     steps.record_drift(warehouse, report, config.drift)
     steps.map_drift_sample(warehouse, version, report, current)
     if report.drifted:

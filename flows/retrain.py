@@ -4,8 +4,14 @@ The candidate's corpus is the active version's documents with the new batch (if 
 changed documents are replaced, nothing is deleted. `finetune`: a copy of the active model is
 trained on pairs mined from that corpus (no labels), saved as `models/<fingerprint>/` inside
 the warehouse, and the corpus is re-embedded with it. `reembed`: the active model re-embeds it.
-Either way the candidate is evaluated and promoted only if the gate passes; with
-`gate.require_improvement` it must also beat the active version on a labelled primary metric.
+Either way the candidate is evaluated and promoted only if the gate passes; a fine-tuned model
+must also beat the active one on a labelled primary metric. Without a labelled set, one is
+mined from the corpus (held out of training, see `tasks/mined.py`) and both models are scored
+on it.
+
+Cost control, before any work: a cooldown (`retrain.min_interval` since the last retrain that
+trained or re-embedded: the run ends `Skipped`) and a budget (`retrain.max_seconds` against the
+estimated training time: refused with the estimate).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pydantic import BaseModel
 from flows.config import EmbedpipeConfig, resolve
 from flows.ingest import ingest_documents
 from flows.outcome import finish
+from tasks.scoring import labelled
 from tasks.steps import report
 from tasks.steps import retrain as steps
 from warehouse.lock import writer_lock
@@ -30,9 +37,10 @@ class RetrainReport(BaseModel):
     model_location: str
     training: dict[str, Any]
     candidate_version: int | None
-    status: str  # published (promoted) | rejected | unchanged
+    status: str  # published (promoted) | rejected | unchanged | skipped (cooldown)
     gate: str
     documents: int = 0  # in the candidate
+    evaluation_set: str | None = None  # the mined set's file, when no labelled set was given
 
 
 @flow(name="retrain")
@@ -45,17 +53,34 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
     config = resolve(config, overrides)
     warehouse = config.warehouse.open()
     started = report.now()
+    finetuned = config.retrain.strategy == "finetune"
     with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
         active = warehouse.readable()
+        wait = steps.cooldown_left(warehouse, config.retrain)
+        if wait:
+            skipped = RetrainReport(strategy=config.retrain.strategy,
+                                    base_version=active.version_id,
+                                    model_location=active.model_location, training={},
+                                    candidate_version=None, status="skipped", gate=wait)
+            report.record_run(warehouse, "retrain", started, "skipped", wait, None, source,
+                              skipped.model_dump())
+            report.log(wait)
+            return finish(skipped, "Skipped", wait)
+        if finetuned:
+            steps.check_budget(warehouse, config.retrain)
         corpus = steps.retrain_corpus(warehouse, active, Path(source) if source else None,
                                       config.source, config.clean)
+        evaluate, held_out = config.evaluate, list[str]()
+        if not labelled(config.evaluate):
+            mined, held_out = steps.mine_evaluation_set(warehouse, active, corpus,
+                                                        config.evaluate, config.embed.batch_size)
+            evaluate = config.evaluate.model_copy(update={"mined": mined})
         model, training = active.model_location, dict[str, Any]()
-        if config.retrain.strategy == "finetune":
+        if finetuned:
             model, training = steps.train_model(warehouse, active, corpus, config.retrain,
-                                                config.chunk)
-        finetuned = config.retrain.strategy == "finetune"
+                                                config.chunk, held_out)
         candidate = config.model_copy(update={
-            "embed": config.embed.model_copy(update={"model": model}),
+            "embed": config.embed.model_copy(update={"model": model}), "evaluate": evaluate,
             "gate": config.gate.model_copy(update={"require_improvement": finetuned})})
         summary = ingest_documents(corpus, candidate, warehouse,
                                    f"retrain ({config.retrain.strategy}) of version "
@@ -64,7 +89,8 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
             strategy=config.retrain.strategy, base_version=active.version_id,
             model_location=model, training=training,
             candidate_version=summary.version_id if summary.status != "unchanged" else None,
-            status=summary.status, gate=summary.gate, documents=summary.kept)
+            status=summary.status, gate=summary.gate, documents=summary.kept,
+            evaluation_set=str(evaluate.mined) if evaluate.mined else None)
         name, message = retrain_outcome(outcome, summary.gate_headline)
         report.record_run(warehouse, "retrain", started, outcome.status, message,
                           outcome.candidate_version, source, outcome.model_dump())

@@ -35,9 +35,12 @@ class DriftReport(BaseModel):
     alarm: bool  # this check alone
     drifted: bool  # the decision rule, k alarms of the last n checks included
     retrain: dict[str, Any] | None = None
+    note: str | None = None  # a check that compared nothing, e.g. the first query log
 
     def headline(self) -> str:
         """A short verdict for run names and dashboards, e.g. `drift: MMD p=0.002, AUC 0.97`."""
+        if self.note:
+            return self.note
         verdict = "drift" if self.drifted else ("alarm" if self.alarm else "no drift")
         return (f"{verdict}: MMD p={self.statistics.get('mmd_p_value', float('nan')):.3g}, "
                 f"AUC {self.statistics.get('classifier_auc', float('nan')):.2f}")

@@ -248,8 +248,8 @@ def embed_texts(
 ) -> np.ndarray:
     """Unit vectors of `texts`, in input order.
 
-    Texts are sorted by length (longest first) and encoded in super-batches of 16 model batches,
-    so padding stays small and `on_progress(n_done)` is called often enough for a progress bar.
+    Texts are sorted by length (longest first) and encoded one model batch at a time, so
+    padding stays small and `on_progress(n_done)` is called after every batch.
 
     >>> embed_texts(["b a", "a b", ""], HashEmbedder(8), 2).shape   # doctest: +SKIP
     (3, 8)
@@ -258,7 +258,7 @@ def embed_texts(
     if not texts:
         return out
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    step = batch_size * 16
+    step = batch_size  # one model batch per call: a progress bar moves with every batch
     for start in range(0, len(order), step):
         idx = order[start : start + step]
         out[idx] = embedder.encode([texts[i] for i in idx], batch_size)

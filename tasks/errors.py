@@ -21,5 +21,9 @@ class ModelError(EmbedpipeError):
 
 
 
+class OverBudget(EmbedpipeError):
+    """A retrain whose estimated training time exceeds retrain.max_seconds."""
+
+
 class WouldLoseDocuments(EmbedpipeError):
     """A retrain whose candidate would hold fewer documents than the active version."""

@@ -27,7 +27,15 @@ class RetrainConfig(BaseModel):
 
     strategy: Literal["finetune", "reembed"] = "finetune"
     max_steps: int = Field(20, ge=1)
-    max_seconds: float = Field(900.0, gt=0)  # training stops at the first step past this
+    # A retrain whose estimated training time is longer is refused before it starts, and
+    # training stops at the first step past it.
+    max_seconds: float = Field(900.0, gt=0)
+    # Seconds between two retrains that train or re-embed (a cooldown): a corpus that keeps
+    # drifting would otherwise retrain at every hourly check. 0 switches it off.
+    min_interval: float = Field(86_400.0, ge=0)
+    # Seconds per training step at batch 32 x 256 tokens on this kind of CPU, for the estimate
+    # until a retrain of this warehouse measured its own (13 s measured on 2 cores).
+    step_seconds_at_32x256: float = Field(13.0, gt=0)
     batch_size: int = Field(16, ge=2)  # in-batch negatives: batch_size - 1 per pair
     learning_rate: float = Field(2e-5, gt=0)
     max_pairs: int = Field(5000, ge=2)
@@ -35,8 +43,29 @@ class RetrainConfig(BaseModel):
     seed: int = 0
 
 
-def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int
-               ) -> list[tuple[str, str]]:
+def estimated_seconds(config: RetrainConfig, measured: float | None = None) -> float:
+    """Training time of a retrain: steps x seconds per step at its batch size and length.
+
+    `measured`: seconds per step at 32 x 256 measured by an earlier retrain, if any.
+
+    >>> estimated_seconds(RetrainConfig(max_steps=10, batch_size=16, max_seq_length=128))
+    32.5
+    """
+    per_step = (measured or config.step_seconds_at_32x256) * (config.batch_size / 32) * (
+        config.max_seq_length / 256)
+    return round(config.max_steps * per_step, 1)
+
+
+def step_seconds_at_32x256(facts: dict[str, Any], config: RetrainConfig) -> float | None:
+    """A finished training's seconds per step, scaled to batch 32 x 256 tokens."""
+    if not facts.get("steps") or not facts.get("seconds"):
+        return None
+    scale = (config.batch_size / 32) * (config.max_seq_length / 256)
+    return float(facts["seconds"]) / int(facts["steps"]) / scale
+
+
+def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int,
+               exclude: set[str] | None = None) -> list[tuple[str, str]]:
     """(anchor, positive) pairs: title -> first chunk, and chunk i -> chunk i+1 of a document.
 
     >>> docs = pa.table({"doc_id": ["d"], "title": ["T"], "text": ["T\\n\\nA. B."]})
@@ -45,9 +74,11 @@ def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int
     [('T', 'T A.'), ('T A.', 'B.')]
     """
     by_doc: dict[str, list[tuple[int, str]]] = {}
+    exclude = exclude or set()
     for doc_id, seq, text in zip(chunks["doc_id"].to_pylist(), chunks["seq"].to_pylist(),
                                  chunks["text"].to_pylist(), strict=True):
-        by_doc.setdefault(doc_id, []).append((seq, text))
+        if doc_id not in exclude:  # held out for evaluation: never trained on
+            by_doc.setdefault(doc_id, []).append((seq, text))
     pairs: list[tuple[str, str]] = []
     titles = dict(zip(documents["doc_id"].to_pylist(), documents["title"].to_pylist(),
                       strict=True))

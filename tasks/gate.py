@@ -45,10 +45,15 @@ class GateDecision:
     passed: bool
     compared: int
     failures: list[dict] = field(default_factory=list)
+    # The labelled primary metrics both versions have (what the decision rests on).
+    primary: list[dict] = field(default_factory=list)
 
     def reason(self) -> str:
         if self.passed:
-            return f"passed ({self.compared} metrics compared)"
+            shown = "; ".join(f"{p['evaluator']} {p['metric']} {p['candidate']:.4f} vs active "
+                              f"{p['active']:.4f}" for p in self.primary)
+            return f"passed ({self.compared} metrics compared" + (f"; {shown})" if shown
+                                                                     else ")")
         return "; ".join(f["note"] if "note" in f else _regression(f) for f in self.failures)
 
     def headline(self) -> str:
@@ -152,18 +157,28 @@ def judge(candidate: Rows, active: Rows | None, config: GateConfig,
     failures = absolute + decision.failures
     if config.require_improvement and not failures:
         failures = _require_improvement(candidate, active)
-    return GateDecision(not failures or not config.enabled, decision.compared, failures)
+    return GateDecision(not failures or not config.enabled, decision.compared, failures,
+                        _shared_primary(candidate, active))
+
+
+def _labelled(r: dict) -> bool:
+    """A primary metric of a labelled evaluator (informational and health rows prove nothing)."""
+    return bool(r["is_primary"]) and r["evaluator"] != "health" \
+        and r["greater_is_better"] is not None
+
+
+def _shared_primary(candidate: Rows, active: Rows) -> list[dict]:
+    old = {(r["evaluator"], r["metric"]): r for r in active if _labelled(r)}
+    return [{"evaluator": r["evaluator"], "metric": r["metric"], "candidate": r["value"],
+             "active": old[(r["evaluator"], r["metric"])]["value"]}
+            for r in candidate if _labelled(r) and (r["evaluator"], r["metric"]) in old]
 
 
 def _require_improvement(new_rows: Rows, old_rows: Rows) -> list[dict]:
     """Failures unless every shared labelled primary metric strictly improved."""
-    def labelled(r: dict) -> bool:  # informational rows (no direction) prove nothing
-        return bool(r["is_primary"]) and r["evaluator"] != "health" \
-            and r["greater_is_better"] is not None
-
-    old = {(r["evaluator"], r["metric"]): r for r in old_rows if labelled(r)}
+    old = {(r["evaluator"], r["metric"]): r for r in old_rows if _labelled(r)}
     shared = [(r, old[(r["evaluator"], r["metric"])]) for r in new_rows
-              if labelled(r) and (r["evaluator"], r["metric"]) in old]
+              if _labelled(r) and (r["evaluator"], r["metric"]) in old]
     if not shared:
         return [{"evaluator": "-", "metric": "labelled primary metric",
                  "short": "no evaluation set to show improvement",

@@ -31,6 +31,7 @@ from tasks.evaluate import (
     neighbour_overlap,
 )
 from tasks.hits import IndexedVersion, search_vectors
+from tasks.mined import MinedSet, evaluate_mined
 
 
 class EvaluateConfig(BaseModel):
@@ -41,6 +42,11 @@ class EvaluateConfig(BaseModel):
     beir: Path | None = None  # a BEIR directory: queries.jsonl + qrels/<split>.tsv
     beir_split: str = "test"
     sts: Path | None = None  # an STS-format file
+    # A set mined from the corpus (see tasks/mined.py); retrains without a labelled set make
+    # one and score the active and the candidate model on it.
+    mined: Path | None = None
+    mined_queries: int = Field(200, ge=10)
+    mined_distractors: int = Field(1000, ge=0)
     health_sample: int = Field(1000, ge=10)
     overlap_sample: int = Field(200, ge=1)
     seed: int = 0
@@ -89,7 +95,14 @@ def score_version(candidate: IndexedVersion, config: EvaluateConfig, embedder: E
         v1 = embed_texts(sts.sentences1, embedder, batch_size)
         v2 = embed_texts(sts.sentences2, embedder, batch_size)
         results.append(evaluate_sts(sts.name, v1, v2, sts.scores))
+    if config.mined is not None:
+        results.append(evaluate_mined(MinedSet.load(config.mined), embedder, batch_size))
     return results
+
+
+def labelled(config: EvaluateConfig) -> bool:
+    """Does the config name a set with relevance judgements (BEIR, STS, or a mined set)?"""
+    return any(x is not None for x in (config.beir, config.sts, config.mined))
 
 
 def retrieval(version: IndexedVersion, queries: EmbeddedQueries) -> list[Evaluation]:

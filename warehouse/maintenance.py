@@ -9,7 +9,8 @@ the Parquet files only they referenced, and removes the expired versions' index 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from warehouse import indexes, queries
@@ -91,8 +92,10 @@ def make_active(writer: WarehouseWriter, version_id: int, force: bool = False) -
     return writer.promote(version_id)
 
 
-def versions_to_expire(versions: list[Version], keep: int) -> list[Version]:
-    """Unpinned, non-active versions older than the newest `keep` versions.
+def versions_to_expire(versions: list[Version], keep: int, rejected: bool = False
+                       ) -> list[Version]:
+    """Unpinned, non-active versions older than the newest `keep` versions (and, with
+    `rejected`, every unpinned version the gate rejected, however new).
 
     >>> from types import SimpleNamespace as V
     >>> vs = [V(version_id=i, status="retired", pinned=i == 2) for i in range(1, 6)]
@@ -100,28 +103,95 @@ def versions_to_expire(versions: list[Version], keep: int) -> list[Version]:
     [1, 3]
     """
     newest = {v.version_id for v in sorted(versions, key=lambda v: -v.version_id)[:keep]}
-    return [v for v in versions if v.version_id not in newest and not v.pinned
-            and v.status not in ("active", "expired")]
+    return [v for v in versions if not v.pinned and v.status not in ("active", "expired")
+            and (v.version_id not in newest or (rejected and v.status == "rejected"))]
 
 
-def collect_garbage(writer: WarehouseWriter, keep: int) -> list[int]:
-    """Expire old versions (see `versions_to_expire`); returns the expired version ids."""
-    versions = writer.all_versions()
-    expired = versions_to_expire(versions, keep)
-    if not expired:
-        return []
-    gone = {v.version_id for v in expired}
-    needed = {int(v.lake_snapshot) for v in versions if v.version_id not in gone
-              and v.status != "expired"}
+@dataclass(frozen=True)
+class GcReport:
+    expired: list[int]
+    vectors_removed: int  # stored vectors no kept version uses
+    models_removed: list[str]  # model fingerprints whose weights were deleted
+    bytes_freed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gc(writer: WarehouseWriter, keep: int, expire_rejected: bool = True) -> GcReport:
+    """Expire versions, then delete what nothing kept needs: data files, index directories,
+    stored vectors of no kept version, and fine-tuned models of no kept version.
+
+    Args:
+        keep: the newest versions kept whatever their status (the active and pinned ones are
+            always kept).
+        expire_rejected: expire gate-rejected versions even among the newest (pin one to keep
+            it); their fine-tuned model (often ~90 MB) is what a drifting corpus piles up.
+    """
+    before = _bytes(writer.warehouse.path)
+    expired = collect_garbage(writer, keep, expire_rejected)
+    kept = [v for v in writer.all_versions() if v.status != "expired"]
+    removed = _prune_vectors(writer, kept)
+    models = _prune_models(writer.warehouse, kept)
+    return GcReport(expired, removed, models, max(before - _bytes(writer.warehouse.path), 0))
+
+
+def _prune_vectors(writer: WarehouseWriter, kept: list[Version]) -> int:
+    """Delete stored vectors no kept version's chunks use; rewrite and drop freed files."""
+    if not kept:
+        return 0
+    writer.con.execute("CREATE OR REPLACE TEMP TABLE needed (fp VARCHAR, text_hash VARCHAR)")
+    for version in kept:
+        writer.con.execute(queries.needed_hashes(int(version.lake_snapshot)),
+                           [version.model_fingerprint])
+    removed = writer.con.execute(queries.COUNT_UNNEEDED_VECTORS).fetchone()[0]  # type: ignore[index]
+    if removed:
+        writer.con.execute(queries.DELETE_UNNEEDED_VECTORS)
+        writer.con.execute("CALL ducklake_rewrite_data_files('lake', 'embeddings')")
+        _expire_unneeded_snapshots(writer, kept)
+    writer.con.execute("DROP TABLE needed")
+    return int(removed)
+
+
+def _prune_models(warehouse: Warehouse, kept: list[Version]) -> list[str]:
+    """Delete `models/<fingerprint>/` directories no kept version loads its model from."""
+    used = {Path(v.model_location).resolve() for v in kept if v.model_location}
+    removed = []
+    models = warehouse.models_dir()
+    for directory in sorted(models.iterdir()) if models.exists() else []:
+        if directory.is_dir() and directory.resolve() not in used:
+            shutil.rmtree(directory)
+            removed.append(directory.name)
+    return removed
+
+
+def _bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _expire_unneeded_snapshots(writer: WarehouseWriter, kept: list[Version]) -> None:
+    needed = {int(v.lake_snapshot) for v in kept}
     current = int(writer.con.execute(queries.CURRENT_SNAPSHOT).fetchone()[0])  # type: ignore[index]
     snapshots = [int(r[0]) for r in writer.con.execute(
         "SELECT snapshot_id FROM lake.snapshots()").fetchall()]
     to_expire = [s for s in snapshots if s not in needed and s != current]
-    for version_id in sorted(gone):
-        writer.set_status(version_id, "expired")
     if to_expire:
         writer.con.execute("CALL ducklake_expire_snapshots('lake', versions => ?)", [to_expire])
     writer.con.execute("CALL ducklake_cleanup_old_files('lake', cleanup_all => true)")
+
+
+def collect_garbage(writer: WarehouseWriter, keep: int, expire_rejected: bool = False
+                    ) -> list[int]:
+    """Expire old versions (see `versions_to_expire`); returns the expired version ids."""
+    versions = writer.all_versions()
+    expired = versions_to_expire(versions, keep, expire_rejected)
+    if not expired:
+        return []
+    gone = {v.version_id for v in expired}
+    for version_id in sorted(gone):
+        writer.set_status(version_id, "expired")
+    _expire_unneeded_snapshots(writer, [v for v in versions if v.version_id not in gone
+                                        and v.status != "expired"])
     for version_id in gone:
         shutil.rmtree(writer.warehouse.index_dir(version_id), ignore_errors=True)
     return sorted(gone)

@@ -73,7 +73,30 @@ LAST_DRIFT_CHECK = """
            any_value(source) AS source, max(checked_at) AS checked_at,
            bool_or(alarm) AS alarm, bool_or(drifted) AS drifted
     FROM lake.drift_metrics GROUP BY check_id ORDER BY max(checked_at) DESC LIMIT 1"""
+RECENT_RUNS = """
+    SELECT run_id, flow, started_at, finished_at, status, message, version_id, source,
+           flow_run_id, summary
+    FROM lake.runs WHERE flow = ? ORDER BY finished_at DESC LIMIT ?"""
+INSERT_QUERY_REFERENCE = "INSERT INTO lake.query_references BY NAME SELECT * FROM new_reference"
+LATEST_QUERY_REFERENCE = """
+    SELECT set_id, source, text FROM lake.query_references WHERE set_id = (
+        SELECT set_id FROM lake.query_references ORDER BY created_at DESC LIMIT 1)"""
 SET_PINNED = "UPDATE lake.versions SET pinned = ? WHERE version_id = ?"
+
+
+# `needed` is a temp table (fp, text_hash) filled by `needed_hashes` for every kept version.
+COUNT_UNNEEDED_VECTORS = """
+    SELECT count(*) FROM lake.embeddings e WHERE NOT EXISTS (
+        SELECT 1 FROM needed n WHERE n.fp = e.model_fingerprint AND n.text_hash = e.text_hash)"""
+DELETE_UNNEEDED_VECTORS = """
+    DELETE FROM lake.embeddings WHERE NOT EXISTS (
+        SELECT 1 FROM needed n
+        WHERE n.fp = embeddings.model_fingerprint AND n.text_hash = embeddings.text_hash)"""
+
+
+def needed_hashes(snapshot: int) -> str:
+    """Insert into `needed` the chunk texts of one version; bind its model fingerprint."""
+    return (f"INSERT INTO needed SELECT DISTINCT ?, text_hash FROM lake.chunks {_at(snapshot)}")
 
 
 def _at(snapshot: int) -> str:

@@ -28,6 +28,11 @@ RUNS_ROWS = pa.schema([
     ("version_id", pa.int64()), ("source", pa.string()), ("flow_run_id", pa.string()),
     ("summary", pa.string()),
 ])
+# The reference of query drift: a sample of an earlier query log (the newest set_id is in use).
+QUERY_REFERENCE_ROWS = pa.schema([
+    ("set_id", pa.string()), ("created_at", pa.timestamp("us")), ("source", pa.string()),
+    ("text", pa.string()),
+])
 # 2-D map of a version: a sample of its chunks (check_id NULL), and each drift check's sample
 # placed into the same plane (check_id set).
 PROJECTION_ROWS = pa.schema([
@@ -68,6 +73,7 @@ TABLES: dict[str, str] = {
     "drift_metrics": ddl(DRIFT_ROWS),
     "runs": ddl(RUNS_ROWS),
     "projections": ddl(PROJECTION_ROWS),
+    "query_references": ddl(QUERY_REFERENCE_ROWS),
 }
 
 VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")

@@ -307,6 +307,23 @@ class Warehouse:
                             [version.model_fingerprint, keys])
         return arrow_vectors(table, int(version.dimension))
 
+    def query_reference(self) -> tuple[str, str, list[str]] | None:
+        """(set id, source, texts) of the query sample query drift compares with, if any."""
+        with self._reader() as con:
+            if "query_references" not in _tables(con):
+                return None
+            rows = con.execute(queries.LATEST_QUERY_REFERENCE).fetchall()
+        return (rows[0][0], rows[0][1], [r[2] for r in rows]) if rows else None
+
+    def runs(self, flow: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest runs of one flow (ingest, monitor, retrain, evaluate), newest first;
+        `summary` parsed from JSON."""
+        with self._reader() as con:
+            if "runs" not in _tables(con):
+                return []
+            rows = queries.fetch_dicts(con, queries.RECENT_RUNS, [flow, limit])
+        return [{**r, "summary": json.loads(r["summary"]) if r["summary"] else {}} for r in rows]
+
     def metrics(self, version_id: int) -> list[dict[str, Any]]:
         """The quality_metrics rows of one version."""
         with self._reader() as con:

@@ -22,7 +22,13 @@ from warehouse.errors import MixedModels, WarehouseError
 from warehouse.faults import checkpoint
 from warehouse.lake import connect as lake_connect
 from warehouse.lock import writer_lock
-from warehouse.schema import DRIFT_ROWS, METRICS_ROWS, PROJECTION_ROWS, RUNS_ROWS
+from warehouse.schema import (
+    DRIFT_ROWS,
+    METRICS_ROWS,
+    PROJECTION_ROWS,
+    QUERY_REFERENCE_ROWS,
+    RUNS_ROWS,
+)
 from warehouse.store import LakeSession, Version, Warehouse
 
 
@@ -186,6 +192,13 @@ class WarehouseWriter(LakeSession):
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+
+    def record_query_reference(self, set_id: str, source: str, texts: list[str]) -> None:
+        """Make `texts` (a sample of a query log) the reference of query drift from now on."""
+        created = datetime.now(UTC).replace(tzinfo=None)
+        table = pa.Table.from_pylist([{"set_id": set_id, "created_at": created, "source": source,
+                                       "text": t} for t in texts], schema=QUERY_REFERENCE_ROWS)
+        self._append("new_reference", table, queries.INSERT_QUERY_REFERENCE)
 
     def _append(self, name: str, table: pa.Table, statement: str) -> None:
         self.con.register(name, table)

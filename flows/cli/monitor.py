@@ -51,6 +51,9 @@ def drift(
     source: Annotated[Path | None, typer.Argument(help="a new corpus batch")] = None,
     queries: Annotated[Path | None, typer.Option(
         help="a query log: one query per line, or JSONL with query/text")] = None,
+    reference_queries: Annotated[Path | None, typer.Option(
+        help="the query log to compare --queries with from now on (default: the first "
+             "query log checked)")] = None,
     retrain_on_drift: Annotated[bool, typer.Option(
         help="run the retrain flow directly when drift is detected")] = False,
     as_json: JsonOpt = False,
@@ -62,17 +65,22 @@ def drift(
         raise SourceError("give either SOURCE (a corpus batch) or --queries FILE, not both")
     path = source or queries
     assert path is not None
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or directory")
+    for given in (path, reference_queries):
+        if given is not None and not given.exists():
+            raise SourceError(f"{given}: no such file or directory")
     cfg = where.config()
     open_check(cfg)
     with prefect_api(verbose):
         from flows.monitor import monitor_drift
 
         report = monitor_drift(cfg, str(path), "queries" if queries else "corpus",
-                               retrain_on_drift)
+                               retrain_on_drift,
+                               reference_queries=str(reference_queries)
+                               if reference_queries else None)
     if as_json:
         print(report.model_dump_json())
+    elif report.note:
+        out.print(plain(report.note))
     else:
         table = Table("statistic", "value", title=f"drift check {report.check_id}: "
                       + ("DRIFT" if report.drifted else "no drift")
@@ -99,6 +107,8 @@ def retrain(
     strategy: Annotated[Literal["finetune", "reembed"] | None, typer.Option(
         help="finetune the model, or only re-embed")] = None,
     max_steps: Annotated[int | None, typer.Option(help="training steps at most")] = None,
+    ignore_cooldown: Annotated[bool, typer.Option(
+        help="run even within retrain.min_interval of the last retrain")] = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
     *, where: Where,
@@ -107,7 +117,8 @@ def retrain(
     from tasks.load import check_source
     from warehouse.lock import check_unlocked
 
-    cfg = where.config(**{"retrain.strategy": strategy, "retrain.max_steps": max_steps})
+    cfg = where.config(**{"retrain.strategy": strategy, "retrain.max_steps": max_steps,
+                          "retrain.min_interval": 0 if ignore_cooldown else None})
     if source is not None:
         check_source(source, cfg.source)
     open_check(cfg)

@@ -8,7 +8,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -37,14 +45,18 @@ def progress_bars(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    progress = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), transient=False)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description:>10}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                        transient=False)
     bars: dict[str, Any] = {}
 
     def listener(stage: str, done: int, total: int) -> None:
+        # A stage that reports (0, 1) and later (1, 1) has no measurable steps (loading the
+        # model): it shows a spinner and the time spent until it is done.
+        indefinite = total == 1 and done == 0
         if stage not in bars:
-            bars[stage] = progress.add_task(stage, total=total)
-        progress.update(bars[stage], completed=done, total=total)
+            bars[stage] = progress.add_task(stage, total=None if indefinite else total)
+        progress.update(bars[stage], completed=done, total=None if indefinite else total)
 
     with progress, reporting(listener):
         yield

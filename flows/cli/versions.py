@@ -98,14 +98,24 @@ def unpin(version: VersionArg, *, where: Where) -> None:
 
 @command()
 def gc(keep: Annotated[int, typer.Option(min=0, help="newest versions to keep")] = 5,
-       wait: WaitOpt = 0.0, *, where: Where) -> None:
-    """Expire unpinned, non-active versions beyond the newest KEEP; delete their files."""
-    from warehouse.maintenance import collect_garbage
+       keep_rejected: Annotated[bool, typer.Option(
+           help="keep gate-rejected versions among the newest KEEP (default: expire them)")
+       ] = False,
+       wait: WaitOpt = 0.0, as_json: JsonOpt = False, *, where: Where) -> None:
+    """Expire unpinned, non-active versions beyond the newest KEEP (and rejected ones); delete
+    their files, the stored vectors and fine-tuned models no kept version uses."""
+    from warehouse.maintenance import gc as collect
     from warehouse.writer import open_writer
 
     with open_writer(where.open(), wait, create=False) as writer:
-        expired = collect_garbage(writer, keep)
-    out.print(f"expired versions: {', '.join(map(str, expired)) or 'none'}")
+        report = collect(writer, keep, expire_rejected=not keep_rejected)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    out.print(f"expired versions: {', '.join(map(str, report.expired)) or 'none'}")
+    out.print(f"removed {report.vectors_removed} stored vectors and "
+              f"{len(report.models_removed)} fine-tuned models; freed "
+              f"{report.bytes_freed / 1e6:.1f} MB")
 
 
 @command()

@@ -23,48 +23,79 @@ from warehouse.writer import open_writer
 Kind = Literal["corpus", "queries"]
 
 
+@task(name="read-batch", cache_policy=NONE)
+def read_batch(kind: Kind, source: Path, source_config: load.SourceConfig,
+               clean_config: clean.CleanConfig) -> prep.Corpus | list[str]:
+    """The new data, read before any model loads: a missing source fails the run in seconds."""
+    if kind == "queries":
+        return load.read_query_log(source)
+    corpus = prep.read_corpus(source, source_config, clean_config)
+    if corpus.documents.num_rows == 0:
+        raise SourceError(f"{source}: no usable document to check for drift")
+    return corpus
+
+
 @task(name="sample-and-compare", cache_policy=NONE)
 def sample_and_compare(warehouse: Warehouse, version: Version, kind: Kind, source: Path,
-                       source_config: load.SourceConfig, clean_config: clean.CleanConfig,
-                       config: drift.DriftConfig, batch_size: int
+                       batch: prep.Corpus | list[str], config: drift.DriftConfig,
+                       batch_size: int, reference_queries: list[str] | None = None
                        ) -> tuple[DriftReport, samples.Sample]:
-    """Drift statistics of `source` against a seeded reference sample of `version`.
+    """Drift statistics of the batch against the right reference.
 
-    A corpus batch is cleaned and chunked the way `version` was, and one chunk per document is
-    sampled; a query log is sampled as it is. Both are embedded with the version's own model.
+    A corpus batch is chunked the way `version` was and one chunk per document is sampled; the
+    reference is a seeded sample of the version's own chunks. A query log is compared with an
+    earlier query log (queries are short questions, chunks are passages: comparing the two
+    would always alarm); the first log checked becomes that reference, and `reference_queries`
+    replaces it. Both sides are embedded with the version's own model.
     """
     embedder = version_embedder(version)
-    texts, vectors = warehouse.reference_sample(version, config.reference_size, config.seed)
-    reference = samples.stored_sample(texts, vectors, embedder.tokenizer)
-    ids: list[str] | None = None
-    titles: list[str | None] | None = None
-    if kind == "queries":
-        queries = load.read_query_log(source)
-        picked = [queries[i] for i in samples.pick(len(queries), config.current_size,
-                                                   config.seed)]
+    check_id = uuid.uuid4().hex[:12]
+    if isinstance(batch, list):
+        current = samples.embedded_sample(_pick(batch, config), embedder, batch_size)
+        stored = warehouse.query_reference()
+        if reference_queries is not None or stored is None:
+            texts = _pick(reference_queries if reference_queries is not None else batch, config)
+            with open_writer(warehouse, lock=False) as writer:
+                writer.record_query_reference(check_id, str(source), texts)
+            if reference_queries is None:
+                note = (f"reference set: {len(texts)} queries of {source.name}; later query "
+                        "logs are compared with them")
+                return DriftReport(check_id=check_id, version_id=version.version_id, kind=kind,
+                                   source=str(source), n_reference=0, n_current=len(texts),
+                                   statistics={}, alarm=False, drifted=False, note=note), current
+            stored = (check_id, str(source), texts)
+        reference = samples.embedded_sample(stored[2], embedder, batch_size)
     else:
-        corpus = prep.read_corpus(source, source_config, clean_config)
-        if corpus.documents.num_rows == 0:
-            raise SourceError(f"{source}: no usable document to check for drift")
-        chunking = prep.Chunking.from_record(version.chunker_config)
-        _, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
-        rows = samples.one_chunk_per_document(chunks["doc_id"].to_pylist(), config.current_size,
-                                              config.seed)
-        texts_all, doc_ids = chunks["text"].to_pylist(), chunks["doc_id"].to_pylist()
-        picked = [texts_all[i] for i in rows]
-        ids = [doc_ids[i] for i in rows]
-        title_of = dict(zip(corpus.documents["doc_id"].to_pylist(),
-                            corpus.documents["title"].to_pylist(), strict=True))
-        titles = [title_of.get(doc) for doc in ids]
-    current = samples.embedded_sample(picked, embedder, batch_size, ids, titles)
+        texts, vectors = warehouse.reference_sample(version, config.reference_size, config.seed)
+        reference = samples.stored_sample(texts, vectors, embedder.tokenizer)
+        current = _corpus_sample(batch, version, embedder, config, batch_size)
     stats = samples.drift_statistics(reference, current, config).metrics
     alarm = drift.alarm(stats, config)
     history = warehouse.recent_alarms(version.version_id, kind, config.window - 1)
-    report = DriftReport(check_id=uuid.uuid4().hex[:12], version_id=version.version_id,
+    report = DriftReport(check_id=check_id, version_id=version.version_id,
                          kind=kind, source=str(source), n_reference=len(reference.texts),
                          n_current=len(current.texts), statistics=stats, alarm=alarm,
                          drifted=drift.decide(alarm, history, config))
     return report, current
+
+
+def _pick(texts: list[str], config: drift.DriftConfig) -> list[str]:
+    return [texts[i] for i in samples.pick(len(texts), config.current_size, config.seed)]
+
+
+def _corpus_sample(corpus: prep.Corpus, version: Version, embedder, config: drift.DriftConfig,
+                   batch_size: int) -> samples.Sample:
+    """One chunk per document of the batch, chunked as `version` was, embedded."""
+    chunking = prep.Chunking.from_record(version.chunker_config)
+    _, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
+    rows = samples.one_chunk_per_document(chunks["doc_id"].to_pylist(), config.current_size,
+                                          config.seed)
+    texts_all, doc_ids = chunks["text"].to_pylist(), chunks["doc_id"].to_pylist()
+    ids = [doc_ids[i] for i in rows]
+    title_of = dict(zip(corpus.documents["doc_id"].to_pylist(),
+                        corpus.documents["title"].to_pylist(), strict=True))
+    return samples.embedded_sample([texts_all[i] for i in rows], embedder, batch_size, ids,
+                                   [title_of.get(doc) for doc in ids])
 
 
 @task(name="map-drift-sample", cache_policy=NONE)

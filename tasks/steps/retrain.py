@@ -13,10 +13,15 @@ from prefect.cache_policies import NONE
 
 from tasks import chunk, clean, finetune, load, prep
 from tasks.embed import EmbedConfig, load_embedder, version_embedder
-from tasks.errors import WouldLoseDocuments
+from tasks.errors import OverBudget, WouldLoseDocuments
+from tasks.mined import evaluate_mined, mine
 from tasks.schema import QUARANTINE
+from tasks.scoring import EvaluateConfig, metric_rows
+from tasks.steps import log
+from tasks.steps.report import now
 from tasks.steps.timing import timed
 from warehouse.store import Version, Warehouse
+from warehouse.writer import open_writer
 
 
 @task(name="retrain-corpus", cache_policy=NONE)
@@ -48,16 +53,77 @@ def retrain_corpus(warehouse: Warehouse, active: Version, source: Path | None,
     return merged
 
 
+def cooldown_left(warehouse: Warehouse, config: finetune.RetrainConfig) -> str | None:
+    """Why a retrain must wait (the last one that trained or re-embedded finished less than
+    `retrain.min_interval` ago), or None when it may run."""
+    if config.min_interval <= 0:
+        return None
+    for run in warehouse.runs("retrain", limit=20):
+        if run["status"] in ("published", "rejected"):
+            since = (now() - run["finished_at"]).total_seconds()
+            if since < config.min_interval:
+                return (f"cooldown: the last retrain ({run['status']}) finished "
+                        f"{since / 3600:.1f} h ago; retrain.min_interval is "
+                        f"{config.min_interval / 3600:.1f} h")
+            return None
+    return None
+
+
+def check_budget(warehouse: Warehouse, config: finetune.RetrainConfig) -> float:
+    """The estimated training seconds (from this warehouse's last measured step time, else the
+    configured default), refused when over `retrain.max_seconds`.
+
+    Raises:
+        OverBudget: naming the estimate, its parts and the limit. Nothing was trained.
+    """
+    measured = None
+    for run in warehouse.runs("retrain", limit=20):
+        measured = run["summary"].get("training", {}).get("step_seconds_at_32x256")
+        if measured:
+            break
+    estimate = finetune.estimated_seconds(config, measured)
+    if estimate > config.max_seconds:
+        raise OverBudget(f"a retrain would train for about {estimate:.0f} s ({config.max_steps} "
+                         f"steps at batch {config.batch_size} x {config.max_seq_length} tokens, "
+                         f"{'measured' if measured else 'default'} step time), over "
+                         f"retrain.max_seconds {config.max_seconds:.0f}; lower retrain.max_steps "
+                         "or raise the budget")
+    return estimate
+
+
+@task(name="mine-evaluation-set", cache_policy=NONE)
+@timed("evaluate")
+def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: prep.Corpus,
+                        config: EvaluateConfig, batch_size: int) -> tuple[Path, list[str]]:
+    """Mine an in-domain set from the corpus, store it, and score the active model on it.
+
+    Returns (the stored set's path, the held-out documents to keep out of training). The active
+    version's score is recorded with its metrics, so the gate compares it with the candidate's
+    on the same queries.
+    """
+    mined = mine(corpus.documents, config.mined_queries, config.mined_distractors, config.seed)
+    path = mined.save(warehouse.path / "evalsets" / f"{mined.name}.json")
+    evaluation = evaluate_mined(mined, version_embedder(active), batch_size)
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_metrics(active.version_id, metric_rows([evaluation]))
+    log(f"mined evaluation set {mined.name}: {len(mined.queries)} queries over "
+        f"{len(mined.corpus)} documents; active version {active.version_id} "
+        f"ndcg@10 {evaluation.metrics['ndcg@10']:.4f}")
+    return path, mined.held_out
+
+
 @task(name="train-model", cache_policy=NONE)
 @timed("train")
 def train_model(warehouse: Warehouse, active: Version, corpus: prep.Corpus,
-                config: finetune.RetrainConfig, chunk_config: chunk.ChunkConfig
-                ) -> tuple[str, dict[str, Any]]:
-    """Fine-tune the active model on pairs mined from `corpus`; returns (saved path, facts)."""
+                config: finetune.RetrainConfig, chunk_config: chunk.ChunkConfig,
+                held_out: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """Fine-tune the active model on pairs mined from `corpus` (never from `held_out`
+    documents); returns (saved path, facts)."""
     embedder = version_embedder(active)
     chunking = prep.Chunking(chunk_config, embedder.max_seq_length)
     documents, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
-    pairs = finetune.mine_pairs(documents, chunks, config.max_pairs, config.seed)
+    pairs = finetune.mine_pairs(documents, chunks, config.max_pairs, config.seed,
+                                exclude=set(held_out or []))
     staging = warehouse.models_dir() / "_training"
     shutil.rmtree(staging, ignore_errors=True)
     facts = finetune.finetune(active.model_location, pairs, config, staging)
@@ -68,4 +134,6 @@ def train_model(warehouse: Warehouse, active: Version, corpus: prep.Corpus,
         shutil.rmtree(staging)
     else:
         staging.rename(final)
-    return str(final), {**facts, "fingerprint": fingerprint}
+    step = finetune.step_seconds_at_32x256(facts, config)
+    log(f"fine-tuned {facts['steps']} steps on {facts['pairs']} pairs in {facts['seconds']} s")
+    return str(final), {**facts, "fingerprint": fingerprint, "step_seconds_at_32x256": step}

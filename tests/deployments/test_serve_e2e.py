@@ -30,13 +30,17 @@ EMBEDPIPE = str(Path(sys.executable).parent / "embedpipe")
 @pytest.fixture(scope="module")
 def served(prefect_api, tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
-    corpus = write_jsonl(root / "corpus.jsonl", stdlib_docstrings(limit=150))
-    drifted = write_jsonl(root / "incoming.jsonl", cooking_notes(60))
+    corpus = write_jsonl(root / "corpus.jsonl", stdlib_docstrings(limit=300))
+    drifted = write_jsonl(root / "incoming.jsonl", cooking_notes(100))
     env = {**os.environ, "PREFECT_API_URL": prefect_api,
            "EMBEDPIPE_WAREHOUSE": str(root / "wh"), "EMBEDPIPE_EMBED__MODEL": "hash",
            "EMBEDPIPE_RETRAIN__STRATEGY": "reembed", "EMBEDPIPE_DRIFT__PERMUTATIONS": "200",
+           "EMBEDPIPE_EVALUATE__MINED_QUERIES": "60",
            "EMBEDPIPE_DEPLOY_INGEST_SOURCE": str(corpus),
            "EMBEDPIPE_DEPLOY_MONITOR_SOURCE": str(drifted),
+           # one alarm acts here (served default: 2 of the last 3), so one batch shows the loop
+           "EMBEDPIPE_DEPLOY_MONITOR_ALARMS_REQUIRED": "1",
+           "EMBEDPIPE_DEPLOY_MONITOR_WINDOW": "1",
            "EMBEDPIPE_DEPLOY_INGEST_CRON": "15 3 * * *"}
     log = (root / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env=env, stdout=log,
@@ -69,38 +73,71 @@ def _deployment(env: dict, name: str):
             "with get_client(sync_client=True) as c:\n"
             "    try:\n        d = c.read_deployment_by_name(sys.argv[1])\n"
             "    except ObjectNotFound:\n        print('null'); raise SystemExit\n"
-            "    print(json.dumps({'id': str(d.id), 'crons': [s.schedule.cron for s in "
-            "d.schedules]}))\n")
+            "    print(json.dumps({'id': str(d.id), 'paused': d.paused, 'crons': "
+            "[s.schedule.cron for s in d.schedules]}))\n")
     done = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True,
                           text=True, timeout=60)
     return json.loads(done.stdout or "null")
 
 
-def trigger(env: dict, name: str) -> dict:
-    done = subprocess.run([EMBEDPIPE, "trigger", name, "--wait", "--json"], env=env,
+def trigger(env: dict, name: str, *params: str, code: int = 0) -> dict:
+    """`embedpipe trigger NAME --wait --json`; `code` 1 for outcomes a script must not ignore
+    (a monitor that found drift, a retrain the gate rejected)."""
+    args = [x for p in params for x in ("--param", p)]
+    done = subprocess.run([EMBEDPIPE, "trigger", name, *args, "--wait", "--json"], env=env,
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == code, done.stdout + done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def weather_reports(n: int) -> list[dict]:
+    """A third domain: drift against both the corpus and the cooking notes."""
+    return [{"_id": f"weather-{i}", "text": f"Station {i} reports {i % 7 + 2} mm of rain, wind "
+             f"{i % 30} knots from the {['north', 'south', 'east', 'west'][i % 4]}, pressure "
+             f"{990 + i % 40} hPa and a low of {i % 12} degrees overnight."} for i in range(n)]
+
+
+def retrain_runs(env: dict) -> list[tuple[str, str]]:
+    """(state name, message) of every retrain flow run, oldest first, from the Prefect API."""
+    code = ("import json\nfrom prefect.client.orchestration import get_client\n"
+            "from prefect.client.schemas.filters import FlowFilter, FlowFilterName\n"
+            "from prefect.client.schemas.sorting import FlowRunSort\n"
+            "with get_client(sync_client=True) as c:\n"
+            "    runs = c.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_="
+            "['retrain'])), sort=FlowRunSort.START_TIME_ASC)\n"
+            "    print(json.dumps([[r.state.name, r.state.message] for r in runs "
+            "if r.state and r.state.is_final()]))\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    return [tuple(x) for x in json.loads(done.stdout or "[]")]
 
 
 def test_schedules_are_registered_as_configured(served):
     env, _ = served
     assert _deployment(env, "ingest-corpus/ingest")["crons"] == ["15 3 * * *"]
+    assert not _deployment(env, "ingest-corpus/ingest")["paused"]
     assert _deployment(env, "monitor-drift/monitor")["crons"] == ["0 * * * *"]
     assert _deployment(env, "retrain/retrain")["crons"] == []
     assert _deployment(env, "evaluate-version/evaluate") is not None
 
 
-def test_ingest_then_drift_triggers_a_retrain_run(served):
+def test_drift_to_retrain_that_can_be_left_running(served):
+    """The served loop: ingest 300 documents; a drifted 100-document batch fires a retrain
+    through the event, whose candidate holds all 400 and is judged on a set mined from the
+    corpus (no labels configured); a second drift within the cooldown trains nothing; a
+    rejected retrain says so in its state."""
     env, root = served
     ingest = trigger(env, "ingest")
-    assert ingest["state"] == "COMPLETED"
+    assert (ingest["state"], ingest["state_name"]) == ("COMPLETED", "Published")
+    kept = Warehouse(root / "wh").version(1).n_documents  # 300 docstrings, less near-twins
+    assert kept >= 295 and ingest["message"].startswith(f"published v1: {kept} documents")
     assert ingest["warehouse"]["latest_version"] == {"version_id": 1, "status": "active"}
     wh = Warehouse(root / "wh")
     assert wh.version().version_id == 1
 
-    monitor = trigger(env, "monitor")
-    assert monitor["state"] == "COMPLETED"
+    monitor = trigger(env, "monitor", code=1)  # drift: a script waiting on it is told
+    assert (monitor["state"], monitor["state_name"]) == ("COMPLETED", "Drift")
+    assert monitor["message"].startswith("drift: MMD p=")
     assert monitor["warehouse"]["last_drift_check"]["drifted"] is True
 
     # The automation turns embedpipe.drift.detected into a retrain run of this warehouse.
@@ -111,11 +148,33 @@ def test_ingest_then_drift_triggers_a_retrain_run(served):
     wait_until(retrained, 300, "retrain run created by the drift automation")
     candidate = wh.versions()[-1]
     assert candidate.message == "retrain (reembed) of version 1"
-    # The candidate holds the served corpus plus the drifted batch (150 + 60), not the batch alone.
-    assert candidate.status == "active" and candidate.n_documents == 210
-    con = wh.connect()
-    drifted = con.execute("SELECT bool_or(drifted) FROM drift_metrics").fetchone()[0]
-    assert drifted is True
+    # The candidate holds the served corpus plus the drifted batch (300 + 100), not the batch
+    # alone, and the gate decided on the mined set, which both versions were scored on.
+    assert candidate.status == "active" and candidate.n_documents == kept + 100
+    assert "mined:ict-" in candidate.gate["reason"]
+    mined = {r["evaluator"] for r in wh.metrics(1)} & {r["evaluator"] for r in wh.metrics(2)}
+    assert any(e.startswith("mined:") for e in mined)
+
+    # A second drift within the cooldown (retrain.min_interval, a day by default) trains
+    # nothing: the retrain run ends Skipped and no version appears.
+    weather = write_jsonl(root / "weather.jsonl", weather_reports(100))
+    trigger(env, "monitor", f"source={weather}", code=1)
+    wait_until(lambda: len(retrain_runs(env)) >= 2, 300, "second retrain run")
+    assert retrain_runs(env)[1][0] == "Skipped" and "cooldown" in retrain_runs(env)[1][1]
+    assert len(wh.versions()) == 2
+
+    # A retrain the gate rejects is visibly so (state name and message), and `--wait` exits 1.
+    twins = write_jsonl(root / "twins.jsonl", [
+        {"_id": f"tw{i}", "text": f"{w} one two three four five six seven"}
+        for i, w in enumerate(["alpha", "beta"] * 2)] + [
+        {"_id": f"tx{i}", "text": f"one two three four five six seven {w}"}
+        for i, w in enumerate(["alpha", "beta"] * 2)])
+    rejected = trigger(env, "retrain", f"source={twins}", "config.retrain.min_interval=0",
+                       "config.gate.max_duplicate_share=0.001", code=1)
+    assert rejected["state_name"] == "Rejected"
+    assert "rejected v3" in rejected["message"] and "identical vectors" in rejected["message"]
+    names = [name for name, _ in retrain_runs(env)]
+    assert names == ["Published", "Skipped", "Rejected"]
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
@@ -150,3 +209,27 @@ def test_trigger_lists_deployments_and_finds_no_server_at_once(served, tmp_path)
                           timeout=120, env={**lonely, "EMBEDPIPE_HOME": str(tmp_path)})
     assert done.returncode == 2 and "no Prefect server found" in done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_a_missing_source_is_registered_paused_in_one_line(tmp_path):
+    """The shipped schedules pointed at `corpus` and `incoming` relative to wherever serve
+    started; the hourly monitor failed every hour, visible only in the server log."""
+    from deployments.serve import build_deployments
+    from deployments.settings import DeploymentSettings
+    from flows.config import load_config
+
+    (tmp_path / "corpus").mkdir()
+    settings = DeploymentSettings(ingest_source="corpus", monitor_source="incoming")
+    config = load_config(overrides={"warehouse.path": tmp_path / "wh"}, environ={})
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from deployments.serve import build_deployments; "
+         "from deployments.settings import DeploymentSettings; from flows.config import "
+         "load_config; from pathlib import Path; build_deployments(DeploymentSettings("
+         "ingest_source='corpus', monitor_source='incoming'), load_config(overrides={"
+         f"'warehouse.path': Path('{tmp_path}') / 'wh'}}, environ={{}}), Path('{tmp_path}'))"],
+        capture_output=True, text=True, timeout=120)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"{tmp_path}/incoming does not exist" in warnings[0]
+    deployments = {d.name: d for d in build_deployments(settings, config, tmp_path)}
+    assert deployments["monitor"].paused and not deployments["ingest"].paused
+    assert deployments["ingest"].parameters["source"] == str(tmp_path / "corpus")

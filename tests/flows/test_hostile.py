@@ -59,7 +59,7 @@ def test_repeated_text_does_not_break_the_index(prefect_harness, tmp_path):
     docs.append({"_id": "pasted", "title": "pasted log", "text": paragraph * 2000})
     summary = ingest_corpus(str(write_jsonl(tmp_path / "c.jsonl", docs)),
                             hash_config(tmp_path / "wh"))
-    assert summary.status == "published" and summary.chunks > 1000
+    assert summary.status == "published" and summary.chunks > 500
     assert summary.index["distinct"] < 40  # one ANN entry per distinct chunk text
     assert summary.index["recall"] >= 0.99
     wh = Warehouse(tmp_path / "wh")

@@ -1,14 +1,18 @@
 """Drift → retrain with the real model on small corpora, inside Prefect.
 
 Reference: 150 stdlib docstrings (real text made at run time). Drifted batch: cooking notes, a
-different domain. The retrain fine-tunes for two steps; with no labelled set the gate cannot see
-an improvement and must reject, leaving the active version and its index as they were.
+different domain. With no labelled set, the retrain mines one from the corpus (held out of
+training) and scores both models on it. The fine-tune here is deliberately destructive (a
+learning rate 25,000 times the default for two steps), so the mined set must show it worse:
+the gate rejects it by that metric, the active version and its index stay as they were, and `gc`
+then frees the rejected model.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -50,8 +54,9 @@ def setup(prefect_harness, tmp_path_factory):
     drifted = write_jsonl(root / "drifted.jsonl", cooking_notes(80))
     config = load_config(overrides={
         "warehouse.path": root / "wh", "drift.permutations": 200,
-        "retrain.max_steps": 2, "retrain.batch_size": 8, "retrain.max_seq_length": 64},
-        environ={})
+        "retrain.max_steps": 2, "retrain.batch_size": 8, "retrain.max_seq_length": 64,
+        "retrain.learning_rate": 0.5, "evaluate.mined_queries": 40,
+        "evaluate.mined_distractors": 100}, environ={})
     assert ingest_corpus(str(reference), config).version_id == 1
     return config, same, drifted
 
@@ -85,7 +90,11 @@ def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
     retrain = report.retrain
     assert retrain is not None and retrain["strategy"] == "finetune"
     assert retrain["training"]["steps"] == 2
-    assert retrain["status"] == "rejected" and "improvement cannot be shown" in retrain["gate"]
+    assert retrain["status"] == "rejected" and "mined:ict-" in retrain["gate"]
+    assert retrain["documents"] == 150 + 80  # the whole corpus, not the batch alone
+    mined = retrain["evaluation_set"]
+    held_out = set(json.loads(Path(mined).read_text())["qrels"]["q0"])
+    assert held_out and held_out <= {d["_id"] for d in stdlib_docstrings(limit=400)}
     # The rejected candidate is on record; the active version and its index are untouched.
     candidate = wh.version(retrain["candidate_version"])
     assert candidate.status == "rejected" and candidate.message.startswith("retrain (finetune)")
@@ -97,6 +106,35 @@ def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
     reloaded = load_embedder(EmbedConfig(model=str(model_dir)))
     assert reloaded.fingerprint == candidate.model_fingerprint != before.model_fingerprint
     assert reloaded.max_seq_length == 256
+    # Both models were scored on the same mined queries: the gate compared like with like.
+    mined_rows = {r["version_id"]: r["value"] for r in
+                  [{"version_id": v, **m} for v in (before.version_id, candidate.version_id)
+                   for m in wh.metrics(v)] if r["evaluator"].startswith("mined:")
+                  and r["metric"] == "ndcg@10"}
+    assert mined_rows[candidate.version_id] < mined_rows[before.version_id]
+
+
+def test_gc_after_a_rejected_retrain_frees_its_model(setup):
+    """Rejected fine-tuned models stayed in the warehouse (88 MB each); gc never deleted them."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    config, _, _ = setup
+    wh = open_warehouse(config.warehouse.path)
+    rejected = [v for v in wh.versions() if v.status == "rejected"]
+    assert rejected, "needs the rejected retrain of the test before"
+    model_dir = config.warehouse.path / "models" / rejected[-1].model_location.split("/")[-1]
+    assert model_dir.exists()
+    result = CliRunner().invoke(app, ["gc", "--keep", "5", "--json", "--warehouse",
+                                      str(config.warehouse.path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert rejected[-1].version_id in report["expired"]
+    assert model_dir.name in report["models_removed"] and not model_dir.exists()
+    assert report["bytes_freed"] > 50_000_000 and report["vectors_removed"] > 0
+    assert wh.version().status == "active"  # the active version is untouched
+    load_version_index(wh, wh.version())
 
 
 def test_reembed_strategy_is_promoted_through_the_gate(setup, tmp_path):
@@ -105,8 +143,14 @@ def test_reembed_strategy_is_promoted_through_the_gate(setup, tmp_path):
     from flows.cli import app
 
     config, _, drifted = setup
+    # A retrain (the rejected one) finished moments ago: the cooldown would skip this one.
+    skipped = CliRunner().invoke(app, ["retrain", str(drifted), "--strategy", "reembed",
+                                       "--json", "--warehouse", str(config.warehouse.path)])
+    assert skipped.exit_code == 0 and json.loads(skipped.output)["status"] == "skipped"
+    assert "cooldown" in json.loads(skipped.output)["gate"]
     result = CliRunner().invoke(app, ["retrain", str(drifted), "--strategy", "reembed",
-                                      "--json", "--warehouse", str(config.warehouse.path)])
+                                      "--ignore-cooldown", "--json", "--warehouse",
+                                      str(config.warehouse.path)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     wh = open_warehouse(config.warehouse.path)
