@@ -21,6 +21,7 @@ import ftfy
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.dedup import Deduplicator
 from tasks.schema import CLEANED, QUARANTINE
 
 # C0/C1 controls, zero-width space, BOM, and the bidi embedding/override/isolate controls
@@ -35,7 +36,6 @@ _HTML_CLOSING = re.compile(r"</(?:html|head|body|div|p|span|a|li|ul|ol|table|tr|
                            re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
-_WORD = re.compile(r"\w+")
 _BLOCK_ELEMENTS = ("p, div, br, li, dt, dd, h1, h2, h3, h4, h5, h6, tr, pre, blockquote, "
                    "section, article, header, footer, table, ul, ol, hr")
 
@@ -133,8 +133,27 @@ def _full_text(title: str | None, body: str) -> str:
     return f"{title}\n\n{body}" if body else ""
 
 
-def clean_documents(raw: pa.Table, config: CleanConfig) -> CleanResult:
+def new_deduplicator(config: CleanConfig) -> Deduplicator:
+    """The duplicate memory of one run (pass the same one to every shard of it)."""
+    return Deduplicator(threshold=config.near_duplicate_threshold,
+                        shingle_words=config.shingle_words,
+                        permutations=config.minhash_permutations,
+                        bands=config.minhash_permutations // 4, near=config.near_duplicates)
+
+
+class SeenIds:
+    """Document ids kept so far in a run, with where each came from (for the message)."""
+
+    def __init__(self) -> None:
+        self.where: dict[str, tuple[str, int]] = {}
+
+
+def clean_documents(raw: pa.Table, config: CleanConfig, dedup: Deduplicator | None = None,
+                    seen: SeenIds | None = None) -> CleanResult:
     """Normalise every document and route each input row to `documents` or `quarantine`.
+
+    Call it once per shard of a source with the same `dedup` and `seen`: duplicates (of ids and
+    of texts) are then found across shards, the first occurrence in input order kept.
 
     >>> import pyarrow as pa
     >>> raw = pa.table({"doc_id": ["a", "b", "c"], "title": [None, None, None],
@@ -144,81 +163,60 @@ def clean_documents(raw: pa.Table, config: CleanConfig) -> CleanResult:
     >>> r.documents["doc_id"].to_pylist(), r.quarantine["reason"].to_pylist()
     (['a'], ['exact_duplicate', 'empty'])
     """
-    kept: list[dict[str, Any]] = []
+    dedup = dedup or new_deduplicator(config)
+    seen = seen or SeenIds()
+    candidates: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    kept_ids: dict[str, tuple[str, int]] = {}  # doc_id -> (source, row) of the kept record
-    by_hash: dict[str, str] = {}
     for record in raw.to_pylist():
         doc_id, source, row = record["doc_id"], record["source"], record["row"]
-
-        def reject(reason: str, detail: str, twin: str | None = None,
-                   _d: str = doc_id, _s: str = source, _r: int = row) -> None:
-            rejected.append({"source": _s, "row": _r, "doc_id": _d, "reason": reason,
-                             "detail": detail, "twin_doc_id": twin})
-
         title = normalize_text(record["title"]) if record["title"] else None
         body = normalize_text(record["text"] or "", record["markup"] or "text")
+        problem: tuple[str, str, str | None] | None = None
         if not body:
-            reject("empty", "no text left after cleaning")
-            continue
-        if len(body) < config.min_chars:
-            reject("too_short", f"{len(body)} characters after cleaning, "
-                                f"clean.min_chars is {config.min_chars}")
-            continue
-        # Only a kept record claims its id: an empty first record does not shadow a good second.
-        if doc_id in kept_ids:
-            where = "{}:{}".format(*kept_ids[doc_id])
-            reject("duplicate_id", f"doc_id {doc_id!r} was kept earlier ({where})", doc_id)
+            problem = ("empty", "no text left after cleaning", None)
+        elif len(body) < config.min_chars:
+            problem = ("too_short", f"{len(body)} characters after cleaning, "
+                                    f"clean.min_chars is {config.min_chars}", None)
+        elif doc_id in seen.where:
+            problem = _duplicate_id(doc_id, seen)
+        if problem:
+            rejected.append(_rejection(record, *problem))
             continue
         text = _full_text(title, body)
-        digest = content_hash(text)
-        if digest in by_hash:
-            reject("exact_duplicate", "same cleaned text as the kept document", by_hash[digest])
-            continue
-        by_hash[digest] = doc_id
-        kept_ids[doc_id] = (source, row)
-        kept.append({"doc_id": doc_id, "title": title, "text": text, "content_hash": digest,
-                     "source": source, "row": row})
-    if config.near_duplicates and len(kept) > 1:
-        kept, near = _drop_near_duplicates(kept, config)
-        rejected.extend(near)
+        candidates.append({"doc_id": doc_id, "title": title, "text": text,
+                           "content_hash": content_hash(text), "source": source, "row": row})
+    verdicts = dedup.shard([c["doc_id"] for c in candidates], [c["text"] for c in candidates],
+                           [c["content_hash"] for c in candidates])
+    kept = []
+    for candidate, verdict in zip(candidates, verdicts, strict=True):
+        # Only a kept record claims its id: an empty or duplicate first record does not shadow
+        # a good second one with the same id.
+        if verdict.kind == "kept" and candidate["doc_id"] in seen.where:
+            rejected.append(_rejection(candidate, *_duplicate_id(candidate["doc_id"], seen)))
+            dedup.forget(candidate["content_hash"])
+        elif verdict.kind == "kept":
+            kept.append(candidate)
+            seen.where[candidate["doc_id"]] = (candidate["source"], candidate["row"])
+        elif verdict.kind == "exact":
+            rejected.append(_rejection(candidate, "exact_duplicate",
+                                       "same cleaned text as the kept document", verdict.twin))
+        else:
+            rejected.append(_rejection(candidate, "near_duplicate",
+                                       f"Jaccard {verdict.similarity:.2f} with the kept "
+                                       "document", verdict.twin))
     return CleanResult(
         pa.Table.from_pylist(kept, schema=CLEANED),
-        pa.Table.from_pylist(rejected, schema=QUARANTINE),
+        pa.Table.from_pylist(sorted(rejected, key=lambda r: (r["source"] or "", r["row"] or 0)),
+                             schema=QUARANTINE),
     )
 
 
-def _shingles(text: str, size: int) -> set[bytes]:
-    words = _WORD.findall(text.lower())
-    if len(words) <= size:
-        return {" ".join(words).encode()}
-    return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
+def _duplicate_id(doc_id: str, seen: SeenIds) -> tuple[str, str, str]:
+    where = "{}:{}".format(*seen.where[doc_id])
+    return "duplicate_id", f"doc_id {doc_id!r} was kept earlier ({where})", doc_id
 
 
-def _drop_near_duplicates(
-    docs: list[dict[str, Any]], config: CleanConfig
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """MinHash-LSH over word shingles; candidates are confirmed on the estimated Jaccard."""
-    from datasketch import MinHash, MinHashLSH
-
-    shingle_sets = [_shingles(d["text"], config.shingle_words) for d in docs]
-    hashes = MinHash.bulk(shingle_sets, num_perm=config.minhash_permutations, seed=1)
-    # The LSH only proposes candidates; each is confirmed on its estimated Jaccard below. So it
-    # is tuned for recall: a lower threshold and false negatives weighted 4x false positives.
-    lsh = MinHashLSH(threshold=max(0.5, config.near_duplicate_threshold - 0.2),
-                     num_perm=config.minhash_permutations, weights=(0.2, 0.8))
-    kept, rejected = [], []
-    for i, (doc, mh) in enumerate(zip(docs, hashes, strict=True)):
-        twins = [j for j in lsh.query(mh)
-                 if hashes[j].jaccard(mh) >= config.near_duplicate_threshold]
-        if twins:
-            twin = docs[min(twins)]
-            rejected.append({"source": doc["source"], "row": doc["row"], "doc_id": doc["doc_id"],
-                             "reason": "near_duplicate",
-                             "detail": f"Jaccard {hashes[min(twins)].jaccard(mh):.2f} with the "
-                                       "kept document",
-                             "twin_doc_id": twin["doc_id"]})
-            continue
-        lsh.insert(i, mh)
-        kept.append(doc)
-    return kept, rejected
+def _rejection(record: dict[str, Any], reason: str, detail: str, twin: str | None
+               ) -> dict[str, Any]:
+    return {"source": record["source"], "row": record["row"], "doc_id": record["doc_id"],
+            "reason": reason, "detail": detail, "twin_doc_id": twin}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -25,9 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.errors import ModelError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "default"}
+DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "default"}
 _FINGERPRINTED_SUFFIXES = {".safetensors", ".bin", ".json", ".txt", ".model", ".onnx"}
 _IGNORED_FILES = {"README.md", ".gitattributes", "data_config.json"}
+
+
+Backend = Literal["torch", "onnx", "onnx-int8", "openvino"]
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "openvino")
 
 
 class EmbedConfig(BaseModel):
@@ -38,7 +41,11 @@ class EmbedConfig(BaseModel):
     # A local SentenceTransformer directory, a hub name (needs network), "all-MiniLM-L6-v2"
     # (the bundled offline copy), or "hash" (the deterministic test embedder).
     model: str = DEFAULT_MODEL
-    backend: Literal["torch", "onnx", "openvino"] = "torch"
+    # torch: sentence-transformers as is. onnx: the model exported to ONNX with its attention,
+    # LayerNorm and GELU fused (onnxruntime). onnx-int8: the same with int8 weights (dynamic
+    # quantization, per channel). openvino: exported to OpenVINO, fp32. Vectors of different
+    # backends never mix: the fingerprint includes the backend. See bench/backends.py.
+    backend: Backend = "torch"
     # 64 x 256 tokens keeps a CPU's caches busy without padding waste: texts are length-sorted.
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
@@ -46,6 +53,10 @@ class EmbedConfig(BaseModel):
     # prefect-dask. None embeds in the flow's own process.
     dask_address: str | None = None
     shard_size: int = Field(2048, ge=1)  # chunk texts per Dask task
+    # Where exported models (onnx, onnx-int8, openvino) are kept, one directory per source
+    # model and backend: built once on a machine, never per run. None: $EMBEDPIPE_MODEL_CACHE,
+    # else ~/.cache/embedpipe/exports.
+    export_dir: Path | None = None
 
 
 class Embedder(Protocol):
@@ -76,7 +87,7 @@ def default_model_path() -> Path:
 
 def resolve_model(model: str) -> str:
     """A loadable model location for a configured model name."""
-    if model in _DEFAULT_ALIASES:
+    if model in DEFAULT_ALIASES:
         return str(default_model_path())
     return model
 
@@ -96,53 +107,6 @@ def fingerprint_directory(path: Path, extra: dict[str, Any]) -> str:
                 digest.update(block)
     digest.update(json.dumps(extra, sort_keys=True).encode())
     return digest.hexdigest()[:16]
-
-
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model, loaded once, offline when it is a local path."""
-
-    def __init__(self, config: EmbedConfig) -> None:
-        location = resolve_model(config.model)
-        local = Path(location)
-        if local.exists():
-            # Weights are on disk; never let a missing file turn into a hub download.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # the CLI draws its own bars
-        # Chunking tokenizes whole documents on purpose (to split them); the "longer than the
-        # maximum sequence length" warning that would print is about a model call never made.
-        transformers_logging.set_verbosity_error()
-
-        try:
-            self.model = SentenceTransformer(location, device=config.device,
-                                             backend=config.backend)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load model {config.model!r} from {location}: {exc}") from exc
-        self.name = config.model
-        self.backend: str = config.backend
-        # Where to load it again: the bundled default by its name (site-packages moves with every
-        # new environment), anything else by the path or hub name it was loaded from.
-        self.location = config.model if config.model in _DEFAULT_ALIASES else location
-        self.tokenizer = self.model.tokenizer
-        self.max_seq_length = int(self.model.max_seq_length or 0)
-        self.dimension = int(self.model.get_embedding_dimension() or 0)
-        modules = [type(m).__name__ for m in self.model]
-        extra: dict[str, Any] = {"modules": modules, "max_seq_length": self.max_seq_length,
-                 "pooling": getattr(self.model[1], "get_config_dict", dict)()
-                 if len(modules) > 1 else {}, "backend": config.backend}
-        self.normalizes = "Normalize" in modules
-        self.fingerprint = (fingerprint_directory(local, extra) if local.exists()
-                            else hashlib.sha256(json.dumps([location, extra], sort_keys=True,
-                                                           default=str).encode()).hexdigest()[:16])
-
-    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        vectors = self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=not self.normalizes,
-                                    show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
 
 
 class HashEmbedder:
@@ -178,13 +142,21 @@ class HashEmbedder:
 
 
 def load_embedder(config: EmbedConfig) -> Embedder:
-    """The embedder `config` names. Loads weights; call once per process and pass it on."""
+    """The embedder `config` names. Loads weights; call once per process and pass it on.
+
+    `torch` runs sentence-transformers; `onnx`, `onnx-int8` and `openvino` run an exported copy
+    of the same model (built once per model and kept, see `tasks/backends/exports.py`) without
+    importing torch.
+    """
     if config.model == "hash":
         return HashEmbedder()
-    return SentenceTransformerEmbedder(config)
+    from tasks.backends import load
+
+    return load(config)
 
 
-def embedder_for(model_location: str, backend: str, fingerprint: str) -> Embedder:
+def embedder_for(model_location: str, backend: str, fingerprint: str,
+                 export_dir: Path | None = None) -> Embedder:
     """The embedder a version was made with, checked against the version's fingerprint.
 
     Search, evaluation, monitoring and retraining all build a version's embedder here, so a
@@ -196,8 +168,8 @@ def embedder_for(model_location: str, backend: str, fingerprint: str) -> Embedde
     if backend == "hash" or model_location == "hash":
         embedder: Embedder = HashEmbedder()
     else:
-        embedder = load_embedder(EmbedConfig(model=model_location,
-                                             backend=backend))  # type: ignore[arg-type]
+        embedder = load_embedder(EmbedConfig(model=model_location, backend=backend,
+                                             export_dir=export_dir))  # type: ignore[arg-type]
     if embedder.fingerprint != fingerprint:
         raise ModelError(
             f"model at {model_location} ({backend}) has fingerprint {embedder.fingerprint}, but "
@@ -218,10 +190,10 @@ class ModelRecord(Protocol):
     def model_fingerprint(self) -> str: ...
 
 
-def version_embedder(version: ModelRecord) -> Embedder:
+def version_embedder(version: ModelRecord, export_dir: Path | None = None) -> Embedder:
     """The embedder a version was made with (its location, backend and fingerprint)."""
     return embedder_for(version.model_location or version.model_name,
-                        version.model_backend or "torch", version.model_fingerprint)
+                        version.model_backend or "torch", version.model_fingerprint, export_dir)
 
 
 def vectors_table(model_fingerprint: str, hashes: list[str], vectors: np.ndarray) -> pa.Table:

@@ -41,10 +41,10 @@ TOPIC_DOCS = [
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    """all-MiniLM-L6-v2 from the bundled package, loaded once for the whole session."""
+    """all-MiniLM-L6-v2 from the bundled package (torch), loaded once for the whole session."""
     from tasks.embed import EmbedConfig, load_embedder
 
-    return load_embedder(EmbedConfig())
+    return load_embedder(EmbedConfig(backend="torch"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,130 @@
+"""Search latency where users wait: the pipeline vs raw hnswlib vs exact NumPy, and a cold CLI.
+
+On a full-SciFact warehouse (built once per backend and reused): 300 SciFact queries through
+(a) `Searcher.search` in-process, warm (model loaded, version open): embedding, ANN, titles and
+snippets; (b) raw hnswlib `knn_query` on the same index file (query vectors precomputed);
+(c) exact NumPy over the same vectors. p50/p95 and recall@10 (documents, against exact) of each.
+Then `embedpipe search` from a shell, cold, per backend: wall time (median of 5).
+Goals: warm p50 < 10 ms, p95 < 30 ms; cold CLI with an ONNX backend < 2 s.
+Writes bench/results/search_latency.json.
+
+    .venv/bin/python bench/search_latency.py [--warehouse-root DIR] [--backends torch,onnx-int8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import DATA_DIR, ROOT, machine, write_result
+
+from flows.config import load_config
+from flows.search import Searcher
+from tasks.ann import ExactIndex
+from tasks.evalsets import load_beir
+from warehouse.store import Warehouse
+
+
+def warehouse_for(root: Path, backend: str) -> Warehouse:
+    path = root / f"scifact-{backend}"
+    if not (path / "catalog.sqlite").exists():
+        from prefect.testing.utilities import prefect_test_harness
+
+        from flows.ingest import ingest_corpus
+
+        print(f"building {path} (full SciFact, {backend}) ...", flush=True)
+        with prefect_test_harness(server_startup_timeout=120):
+            ingest_corpus(str(DATA_DIR / "scifact" / "corpus.jsonl"), load_config(
+                overrides={"warehouse.path": path, "embed.backend": backend,
+                           "map.method": "off"}, environ={}))
+    return Warehouse(path)
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+
+
+def in_process(wh: Warehouse, queries: list[str]) -> dict:
+    searcher = Searcher(wh)
+    searcher.search(queries[0])  # the model loads here
+    indexed = searcher.indexed
+    ann = indexed.index.ann
+    vectors = searcher.embedder.encode(queries, 64)
+    from tasks.indexing import open_version_index
+
+    exact_data = open_version_index(wh, searcher.version, with_vectors=True)
+    exact = ExactIndex(exact_data.vectors, np.arange(len(exact_data.vectors)))
+    timings: dict[str, list[float]] = {"pipeline": [], "hnswlib": [], "exact": []}
+    results: dict[str, list[set[str]]] = {"pipeline": [], "hnswlib": [], "exact": []}
+    doc_of_label = {}
+    for row, label in enumerate(indexed.labels.tolist()):
+        doc_of_label.setdefault(label, indexed.rows.doc_id[row])
+    for query, vector in zip(queries, vectors, strict=True):
+        started = time.perf_counter()
+        hits = searcher.search(query, k=10)
+        timings["pipeline"].append((time.perf_counter() - started) * 1e3)
+        results["pipeline"].append({h.doc_id for h in hits})
+        started = time.perf_counter()
+        labels, _ = ann.index.knn_query(vector.reshape(1, -1), k=10)
+        timings["hnswlib"].append((time.perf_counter() - started) * 1e3)
+        results["hnswlib"].append({doc_of_label[int(x)] for x in labels[0]})
+        started = time.perf_counter()
+        labels, _ = exact.query(vector.reshape(1, -1), 10)
+        timings["exact"].append((time.perf_counter() - started) * 1e3)
+        results["exact"].append({doc_of_label[int(x)] for x in labels[0]})
+    truth = results["exact"]
+    return {name: {**percentiles(timings[name]), "recall@10_vs_exact": round(float(np.mean(
+        [len(a & b) / max(len(b), 1) for a, b in zip(results[name], truth, strict=True)])), 4)}
+        for name in timings}
+
+
+def cold_cli(wh: Warehouse, query: str, runs: int = 5) -> dict:
+    walls = []
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run([str(Path(sys.executable).parent / "embedpipe"), "search", query,
+                               "-k", "5", "--json", "--warehouse", str(wh.path)], env=env,
+                              capture_output=True, text=True, cwd=ROOT)
+        walls.append(time.perf_counter() - started)
+        assert done.returncode == 0, done.stderr
+    return {"median_seconds": round(statistics.median(walls), 3),
+            "runs": [round(w, 3) for w in walls]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--warehouse-root", type=Path,
+                        default=Path(os.environ.get("TMPDIR", "/tmp")) / "embedpipe-bench")
+    parser.add_argument("--backends", default="torch,onnx-int8")
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    if not (DATA_DIR / "scifact" / "corpus.jsonl").exists():
+        print(f"skipped: SciFact not found under {DATA_DIR}")
+        return
+    beir = load_beir(DATA_DIR / "scifact", "train")
+    queries = [beir.queries[q] for q in sorted(beir.queries)][: args.queries]
+    result: dict = {"queries": len(queries), "backends": {}}
+    for backend in args.backends.split(","):
+        wh = warehouse_for(args.warehouse_root, backend)
+        warm = in_process(wh, queries)
+        cold = cold_cli(wh, "vitamin D deficiency and bone density")
+        result["backends"][backend] = {"in_process": warm, "cold_cli": cold}
+        print(f"\n{backend}: {len(queries)} queries, warm in-process")
+        for name, row in warm.items():
+            print(f"  {name:9s} p50 {row['p50_ms']:8.3f} ms  p95 {row['p95_ms']:8.3f} ms  "
+                  f"recall@10 vs exact {row['recall@10_vs_exact']:.4f}")
+        print(f"  cold `embedpipe search`: {cold['median_seconds']:.2f} s (median of 5)")
+    result["machine_at_end"] = machine()
+    write_result("search_latency", result)
+
+
+if __name__ == "__main__":
+    main()
