@@ -29,6 +29,7 @@ from tasks.index import IndexConfig
 from tasks.load import SourceConfig
 from tasks.projection import MapConfig
 from tasks.scoring import EvaluateConfig
+from warehouse.codec import StoreConfig
 from warehouse.lake import redact_catalog
 from warehouse.store import Warehouse
 
@@ -106,6 +107,7 @@ class EmbedpipeConfig(BaseModel):
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
     map: MapConfig = MapConfig()
+    store: StoreConfig = StoreConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
 
 

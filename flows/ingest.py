@@ -69,7 +69,8 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
         vectors = steps.embed_new_chunks(warehouse, chunks, embedder, config.embed,
                                          plan.corpus_fingerprint)
         version = steps.publish_version(warehouse, draft(embedder, chunking, plan, message),
-                                        documents, chunks, plan, vectors, corpus.quarantine)
+                                        documents, chunks, plan, vectors, corpus.quarantine,
+                                        config.store)
         queries = evaluating.embed_eval_queries(config.evaluate, embedder,
                                                 config.embed.batch_size)
         indexed, built = steps.index_version(warehouse, version, config.index,
@@ -82,6 +83,7 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
                                         timer.seconds)
         decision = evaluating.gate_and_promote(warehouse, version, evaluations, built,
                                                config.gate, summary.model_dump())
+        report.write_card(warehouse, version.version_id)
     return summary.model_copy(update={
         "stage_seconds": timer.seconds, "gate": decision.reason(),
         "gate_headline": decision.headline(),

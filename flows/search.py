@@ -13,7 +13,8 @@ import numpy as np
 
 from tasks.embed import Embedder, version_embedder
 from tasks.errors import EmbedpipeError
-from tasks.hits import SearchHit, search_vectors
+from tasks.hits import MODES, SearchHit, search_vectors
+from tasks.hits import search as search_modes
 from tasks.indexing import open_version_index
 from warehouse.store import Version, Warehouse
 
@@ -46,16 +47,24 @@ class Searcher:
             self._embedder = version_embedder(self.version)
         return self._embedder
 
-    def search(self, query: str, k: int = 10) -> list[SearchHit]:
+    def search(self, query: str, k: int = 10, mode: str = "vector", rrf_k: int = 60
+               ) -> list[SearchHit]:
         """The `k` best documents for `query` (one hit per document: its best chunk).
+
+        Args:
+            mode: `vector` (meaning), `bm25` (words) or `hybrid` (both, fused by reciprocal
+                rank with constant `rrf_k`).
 
         Raises:
             EmptyQuery: the query is empty or only whitespace.
+            MissingIndex: `bm25`/`hybrid` on a version built without a BM25 index.
         """
         if not query.strip():
             raise EmptyQuery("empty query: give some text to search for")
-        vector = self.embedder.encode([query], batch_size=1)
-        return self.search_vector(vector[0], k)
+        if mode not in MODES:
+            raise ValueError(f"search mode {mode!r} unknown; valid: {', '.join(MODES)}")
+        vectors = None if mode == "bm25" else self.embedder.encode([query], batch_size=1)
+        return search_modes(self.indexed, [query], vectors, k, mode, rrf_k)[0]
 
     def search_vector(self, vector: np.ndarray, k: int = 10) -> list[SearchHit]:
         return search_vectors(self.indexed.index, self.indexed.rows, vector.reshape(1, -1), k,
@@ -63,7 +72,8 @@ class Searcher:
 
 
 def search(warehouse: Warehouse, query: str, k: int = 10, version_id: int | None = None,
-           embedder: Embedder | None = None) -> list[SearchHit]:
+           embedder: Embedder | None = None, mode: str = "vector", rrf_k: int = 60
+           ) -> list[SearchHit]:
     """The `k` best documents for `query` in the active (or given) version.
 
     >>> from warehouse.store import open
@@ -73,7 +83,7 @@ def search(warehouse: Warehouse, query: str, k: int = 10, version_id: int | None
     """
     if not query.strip():
         raise EmptyQuery("empty query: give some text to search for")
-    return Searcher(warehouse, version_id, embedder).search(query, k)
+    return Searcher(warehouse, version_id, embedder).search(query, k, mode, rrf_k)
 
 
 def hits_as_dicts(hits: list[SearchHit]) -> list[dict[str, Any]]:

@@ -65,6 +65,56 @@ def load_beir(directory: Path, split: str = "test") -> BeirSet:
     return BeirSet(f"{directory.name}/{split}", queries, qrels)
 
 
+@dataclass(frozen=True)
+class LabelledSet:
+    name: str
+    texts: list[str]
+    labels: list[str]
+
+
+def load_labelled(path: Path) -> LabelledSet:
+    """`(text, label)` pairs: JSONL with `text`/`label`, CSV/TSV with a `text,label` header, or
+    an STS file (its sentences, labelled with the genre in the first field).
+
+    Raises:
+        SourceError: a missing file, a row without text or label, or fewer than two labels.
+    """
+    if not path.exists():
+        raise SourceError(f"{path}: not found")
+    texts: list[str] = []
+    labels: list[str] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        first = handle.readline()
+        handle.seek(0)
+        if path.suffix in (".jsonl", ".json"):
+            for line_no, line in enumerate(handle, start=1):
+                if line.strip():
+                    record = json.loads(line)
+                    _append(texts, labels, record.get("text"), record.get("label"), path,
+                            line_no)
+        elif first.count("\t") >= 6 and not first.lower().startswith("text"):
+            for line_no, line in enumerate(handle, start=1):  # STS: genre, …, s1, s2
+                fields = line.rstrip("\n").split("\t")
+                for sentence in fields[5:7]:
+                    _append(texts, labels, sentence, fields[0], path, line_no)
+        else:
+            dialect = "excel-tab" if "\t" in first else "excel"
+            for line_no, row in enumerate(csv.DictReader(handle, dialect=dialect), start=2):
+                _append(texts, labels, row.get("text"), row.get("label"), path, line_no)
+    if len(set(labels)) < 2:
+        raise SourceError(f"{path}: a labelled set needs at least two labels, found "
+                          f"{sorted(set(labels))}")
+    return LabelledSet(path.name, texts, labels)
+
+
+def _append(texts: list[str], labels: list[str], text: object, label: object, path: Path,
+            line_no: int) -> None:
+    if not isinstance(text, str) or not text.strip() or label in (None, ""):
+        raise SourceError(f"{path}:{line_no}: expected a text and a label")
+    texts.append(text)
+    labels.append(str(label))
+
+
 def load_sts(path: Path) -> StsSet:
     """Sentence pairs with gold scores. Lines are split on tabs (never a CSV parser: sentences
     hold unbalanced quotes) and only the first seven fields are used."""

@@ -38,6 +38,9 @@ class GateConfig(BaseModel):
     # Share of distinct chunk texts whose vectors are identical to another's: a model that maps
     # different texts to one point is broken, however its other metrics compare.
     max_duplicate_share: float = Field(0.5, ge=0, le=1)
+    # The largest association-bias effect size |d| (WEAT, `tasks/bias.py`) a version may show;
+    # None: bias is reported, never gated.
+    bias_bound: float | None = Field(None, gt=0)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,15 @@ def broken(rows: Rows, index_report: dict[str, Any] | None, config: GateConfig) 
                                  "another (gate.max_duplicate_share "
                                  f"{config.max_duplicate_share:g}): the model collapses "
                                  "different texts"})
+    if config.bias_bound is not None:
+        for r in rows:
+            if r["evaluator"] == "bias:weat" and r["metric"].endswith("_effect_abs") \
+                    and float(r["value"]) > config.bias_bound:
+                test = r["metric"].removesuffix("_effect_abs")
+                failures.append({"evaluator": r["evaluator"], "metric": r["metric"],
+                                 "short": f"bias {test} |d| {float(r['value']):.2f}",
+                                 "note": f"association bias {test}: |d| {float(r['value']):.2f}"
+                                         f" over gate.bias_bound {config.bias_bound:g}"})
     if index_report:
         target = index_report.get("target_recall", 0)
         for key, which in (("recall", "tuning"), ("heldout_recall", "held-out")):

@@ -7,12 +7,14 @@ rows and scores an index query returned. Output: the per-chunk rows table saved 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from tasks.errors import EmbedpipeError
 from tasks.index import VersionIndex
 
 SNIPPET_CHARS = 240
@@ -107,12 +109,13 @@ def search_vectors(index: Any, rows: HitRows, vectors: np.ndarray, k: int, versi
                                                                       strict=True)]
 
 
-@dataclass(frozen=True)
+@dataclass
 class IndexedVersion:
     """A version as search and evaluation see it.
 
     `vectors[i]` is the vector of ANN label i (one per distinct chunk text); `labels[j]` is the
     ANN label of row j of `rows` (rows are the index's chunk table, grouped by label).
+    `directory` holds its files (the BM25 index among them).
     """
 
     version_id: int
@@ -120,3 +123,72 @@ class IndexedVersion:
     rows: HitRows
     labels: np.ndarray
     vectors: np.ndarray
+    directory: Path | None = None
+    _bm25: Any = None
+    _key_order: np.ndarray | None = None
+
+    def bm25(self) -> Any:
+        """The version's BM25 index (`tasks.lexical.Bm25`), opened on first use."""
+        if self._bm25 is None:
+            from tasks.lexical import FILE, Bm25
+
+            if self.directory is None or not (self.directory / FILE).exists():
+                raise MissingIndex(f"version {self.version_id} has no BM25 index; rebuild its "
+                                   f"index with `embedpipe index --version {self.version_id}`")
+            self._bm25 = Bm25(self.directory)
+        return self._bm25
+
+    def rows_of(self, keys: np.ndarray) -> np.ndarray:
+        """Row positions of chunk keys (in `rows`)."""
+        if self._key_order is None:
+            self._key_order = np.argsort(self.index.keys, kind="stable")
+        found = np.searchsorted(self.index.keys, keys, sorter=self._key_order)
+        return self._key_order[np.minimum(found, len(self._key_order) - 1)]
+
+
+Mode = Literal["vector", "bm25", "hybrid"]
+MODES: tuple[str, ...] = ("vector", "bm25", "hybrid")
+
+
+class MissingIndex(EmbedpipeError):
+    """A search mode whose index the version does not have."""
+
+
+def search(version: IndexedVersion, texts: list[str], vectors: np.ndarray | None, k: int,
+           mode: str = "vector", rrf_k: int = 60, candidates: int = 100
+           ) -> list[list[SearchHit]]:
+    """The `k` best documents per query, by meaning (`vector`), by words (`bm25`), or both
+    fused by reciprocal rank (`hybrid`: each side's best `candidates` documents).
+
+    `vectors` are the queries embedded with the version's model (unused by `bm25`).
+    """
+    if mode == "vector":
+        assert vectors is not None
+        return search_vectors(version.index, version.rows, vectors, k, version.version_id)
+    lexical = [_bm25_hits(version, text, candidates if mode == "hybrid" else k)
+               for text in texts]
+    if mode == "bm25":
+        return lexical
+    assert vectors is not None
+    semantic = search_vectors(version.index, version.rows, vectors, candidates,
+                              version.version_id)
+    return [_fused(a, b, k, rrf_k) for a, b in zip(semantic, lexical, strict=True)]
+
+
+def _bm25_hits(version: IndexedVersion, text: str, k: int) -> list[SearchHit]:
+    keys, scores = version.bm25().search(text, k * FETCH_FACTOR)
+    if not len(keys):
+        return []
+    return version.rows.document_hits(version.rows_of(keys), scores, k, version.version_id)
+
+
+def _fused(semantic: list[SearchHit], lexical: list[SearchHit], k: int, rrf_k: int
+           ) -> list[SearchHit]:
+    from tasks.lexical import reciprocal_rank_fusion
+
+    best = {h.doc_id: h for h in lexical}
+    best.update({h.doc_id: h for h in semantic})  # the vector side's chunk when both have it
+    fused = reciprocal_rank_fusion([[h.doc_id for h in semantic], [h.doc_id for h in lexical]],
+                                   rrf_k)[:k]
+    return [replace(best[doc], rank=rank, score=round(score, 6))
+            for rank, (doc, score) in enumerate(fused, start=1)]

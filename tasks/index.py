@@ -44,6 +44,8 @@ class IndexConfig(BaseModel):
     sample_queries: int = Field(200, ge=1)
     seed: int = 100
     threads: int = Field(2, ge=1)
+    # A BM25 index of the chunk texts beside the ANN index (search --mode bm25 | hybrid).
+    bm25: bool = True
 
 
 EF_LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)

@@ -9,9 +9,11 @@ build, the `IndexReport`. The files themselves (staging, rename, meta check) are
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
+from tasks import lexical
 from tasks.ann import backend
 from tasks.hits import HitRows, IndexedVersion, index_rows
 from tasks.index import IndexConfig, IndexReport, VersionIndex, build_index
@@ -38,8 +40,15 @@ def build_version_index(warehouse: Warehouse, version: Version, config: IndexCon
     ann, report = build_index(vectors, np.arange(len(vectors), dtype=np.int64), config, queries)
     report = replace(report, count=chunks.num_rows)
     rows = index_rows(chunks, labels)
-    indexes.save(warehouse, version, ann.save, rows, report.as_dict())
-    return _indexed(version, ann, rows, vectors), report
+    keys, texts = chunks["chunk_key"].to_numpy(), chunks["text"].to_pylist()
+
+    def write(directory: Path) -> None:
+        ann.save(directory)
+        if config.bm25:
+            lexical.build(directory, keys, texts)
+
+    directory = indexes.save(warehouse, version, write, rows, report.as_dict())
+    return _indexed(version, ann, rows, vectors, directory), report
 
 
 def open_version_index(warehouse: Warehouse, version: Version, with_vectors: bool = False
@@ -60,7 +69,7 @@ def open_version_index(warehouse: Warehouse, version: Version, with_vectors: boo
     rows = indexes.read_rows(directory)
     vectors = warehouse.distinct_vectors(version)[1] if with_vectors else \
         np.zeros((0, int(meta["dimension"])), dtype=np.float32)
-    return _indexed(version, ann, rows, vectors)
+    return _indexed(version, ann, rows, vectors, directory)
 
 
 def load_version_index(warehouse: Warehouse, version: Version) -> VersionIndex:
@@ -68,11 +77,12 @@ def load_version_index(warehouse: Warehouse, version: Version) -> VersionIndex:
     return open_version_index(warehouse, version).index
 
 
-def _indexed(version: Version, ann, rows, vectors: np.ndarray) -> IndexedVersion:
+def _indexed(version: Version, ann, rows, vectors: np.ndarray, directory: Path
+             ) -> IndexedVersion:
     labels = rows["label"].to_numpy()
     offsets = np.searchsorted(labels, np.arange(len(ann) + 1), side="left")
     index = VersionIndex(ann, rows["chunk_key"].to_numpy(), offsets)
-    return IndexedVersion(version.version_id, index, HitRows(rows), labels, vectors)
+    return IndexedVersion(version.version_id, index, HitRows(rows), labels, vectors, directory)
 
 
 __all__ = ["IndexReport", "build_version_index", "load_version_index", "open_version_index"]

@@ -12,16 +12,18 @@ fetch depth as `embedpipe search`), with exhaustive exact search beside it as th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.ann import ExactIndex
+from tasks.bias import evaluate_bias
 from tasks.embed import Embedder, embed_texts
-from tasks.evalsets import BeirSet, load_beir, load_sts
+from tasks.evalsets import BeirSet, load_beir, load_labelled, load_sts
 from tasks.evaluate import (
     Evaluation,
     evaluate_health,
@@ -30,7 +32,8 @@ from tasks.evaluate import (
     evaluate_sts,
     neighbour_overlap,
 )
-from tasks.hits import IndexedVersion, search_vectors
+from tasks.extrinsic import clustering, linear_probe, structure
+from tasks.hits import IndexedVersion, Mode, search
 from tasks.mined import MinedSet, evaluate_mined
 
 
@@ -45,8 +48,17 @@ class EvaluateConfig(BaseModel):
     # A set mined from the corpus (see tasks/mined.py); retrains without a labelled set make
     # one and score the active and the candidate model on it.
     mined: Path | None = None
+    # A `(text, label)` file: a linear probe and a clustering of its texts (tasks/extrinsic.py).
+    labels: Path | None = None
+    # The WEAT association tests (tasks/bias.py): reported with every evaluation.
+    bias: bool = True
     mined_queries: int = Field(200, ge=10)
     mined_distractors: int = Field(1000, ge=0)
+    # Search modes scored on the BEIR set: `retrieval:` is vector search, `bm25:` and `hybrid:`
+    # the lexical and fused rankings of the same search path.
+    modes: list[Mode] = Field(default_factory=lambda: [cast(Mode, "vector")])
+    rrf_k: int = Field(60, ge=1)  # reciprocal rank fusion constant of hybrid search
+    search_mode: Mode = "vector"  # what `embedpipe search` uses unless --mode says otherwise
     health_sample: int = Field(1000, ge=10)
     overlap_sample: int = Field(200, ge=1)
     seed: int = 0
@@ -89,7 +101,7 @@ def score_version(candidate: IndexedVersion, config: EvaluateConfig, embedder: E
                                config.health_sample, config.seed, overlap=overlap)]
     queries = queries or embed_queries(config, embedder, batch_size)
     if queries is not None:
-        results.extend(retrieval(candidate, queries))
+        results.extend(retrieval(candidate, queries, config.modes, config.rrf_k))
     if config.sts is not None:
         sts = load_sts(config.sts)
         v1 = embed_texts(sts.sentences1, embedder, batch_size)
@@ -97,6 +109,15 @@ def score_version(candidate: IndexedVersion, config: EvaluateConfig, embedder: E
         results.append(evaluate_sts(sts.name, v1, v2, sts.scores))
     if config.mined is not None:
         results.append(evaluate_mined(MinedSet.load(config.mined), embedder, batch_size))
+    if config.labels is not None:
+        labelled = load_labelled(config.labels)
+        vectors = embed_texts(labelled.texts, embedder, batch_size)
+        results.append(linear_probe(labelled.name, vectors, labelled.labels, seed=config.seed))
+        results.append(clustering(labelled.name, vectors, labelled.labels, seed=config.seed))
+    if len(candidate.vectors) >= 3:
+        results.append(structure(candidate.vectors, config.health_sample, seed=config.seed))
+    if config.bias:
+        results.append(evaluate_bias(embedder, batch_size, permutations=2000))
     return results
 
 
@@ -105,20 +126,30 @@ def labelled(config: EvaluateConfig) -> bool:
     return any(x is not None for x in (config.beir, config.sts, config.mined))
 
 
-def retrieval(version: IndexedVersion, queries: EmbeddedQueries) -> list[Evaluation]:
-    """The search path's nDCG@10/MRR@10 (k=10) and recall@100 (k=100), and the exact ceiling."""
-    runs = {k: {qid: {h.doc_id: h.score for h in hits} for qid, hits in zip(
-        queries.ids, search_vectors(version.index, version.rows, queries.vectors, k,
-                                    version.version_id), strict=True)} for k in (10, 100)}
+PREFIX = {"vector": "retrieval", "bm25": "bm25", "hybrid": "hybrid"}
+
+
+def retrieval(version: IndexedVersion, queries: EmbeddedQueries,
+              modes: Sequence[str] | None = None, rrf_k: int = 60) -> list[Evaluation]:
+    """The search path's nDCG@10/MRR@10 (k=10) and recall@100 (k=100) per search mode, and
+    the exact ceiling of vector search."""
     name, qrels = queries.beir.name, queries.beir.qrels
+    texts = [queries.beir.queries[q] for q in queries.ids]
+    results = []
+    for mode in modes or ["vector"]:
+        runs = {k: {qid: {h.doc_id: h.score for h in hits} for qid, hits in zip(
+            queries.ids, search(version, texts, queries.vectors, k, mode, rrf_k), strict=True)}
+            for k in (10, 100)}
+        evaluation = evaluate_rankings(name, qrels, runs[10], runs[100])
+        results.append(Evaluation(f"{PREFIX[mode]}:{name}", evaluation.metrics,
+                                  evaluation.primary_metric, True, evaluation.directions))
     chunk_vectors = version.vectors[version.labels]
     chunk_doc = dict(enumerate(version.rows.doc_id))
     exact = evaluate_retrieval(name, qrels, queries.ids, queries.vectors,
                                ExactIndex(chunk_vectors, np.arange(len(chunk_vectors))),
                                chunk_doc, evaluator="exact-search")
     # The ceiling is informational: the gate compares what users get, not what exact could.
-    exact = Evaluation(exact.evaluator, exact.metrics, exact.primary_metric, True)
-    return [evaluate_rankings(name, qrels, runs[10], runs[100]), exact]
+    return [*results, Evaluation(exact.evaluator, exact.metrics, exact.primary_metric, True)]
 
 
 def neighbour_stability(candidate: IndexedVersion, previous: IndexedVersion, sample: int,

@@ -30,7 +30,7 @@ INSERT_DOCUMENTS = "INSERT INTO lake.documents BY NAME SELECT * FROM new_documen
 INSERT_CHUNKS = "INSERT INTO lake.chunks BY NAME SELECT * FROM new_chunks"
 INSERT_EMBEDDINGS = """
     INSERT INTO lake.embeddings BY NAME
-    SELECT n.model_fingerprint, n.text_hash, n.vector FROM new_vectors n
+    SELECT n.model_fingerprint, n.text_hash, n.vector, n.dtype, n.codes FROM new_vectors n
     WHERE NOT EXISTS (SELECT 1 FROM lake.embeddings e
                       WHERE e.model_fingerprint = n.model_fingerprint
                         AND e.text_hash = n.text_hash)"""
@@ -81,6 +81,12 @@ INSERT_QUERY_REFERENCE = "INSERT INTO lake.query_references BY NAME SELECT * FRO
 LATEST_QUERY_REFERENCE = """
     SELECT set_id, source, text FROM lake.query_references WHERE set_id = (
         SELECT set_id FROM lake.query_references ORDER BY created_at DESC LIMIT 1)"""
+DRIFT_CHECKS_SINCE = """
+    SELECT check_id, any_value(kind) AS kind, any_value(source) AS source,
+           max(checked_at) AS checked_at, bool_or(alarm) AS alarm, bool_or(drifted) AS drifted
+    FROM lake.drift_metrics WHERE checked_at >= ? GROUP BY check_id ORDER BY checked_at"""
+VECTOR_SCALE = "SELECT scale FROM lake.vector_scales WHERE model_fingerprint = ? LIMIT 1"
+INSERT_SCALE = "INSERT INTO lake.vector_scales VALUES (?, ?)"
 SET_PINNED = "UPDATE lake.versions SET pinned = ? WHERE version_id = ?"
 
 
@@ -97,6 +103,21 @@ DELETE_UNNEEDED_VECTORS = """
 def needed_hashes(snapshot: int) -> str:
     """Insert into `needed` the chunk texts of one version; bind its model fingerprint."""
     return (f"INSERT INTO needed SELECT DISTINCT ?, text_hash FROM lake.chunks {_at(snapshot)}")
+
+
+# Vectors are read from the current `embeddings` table, not at a version's snapshot: rows are
+# only ever appended (gc removes rows no kept version uses), and the current schema is the
+# newest (a warehouse of an older embedpipe gains `dtype`/`codes` with its next writer; until
+# then `coded=False` reads it).
+
+
+def _codes(coded: bool) -> str:
+    return "e.dtype, e.codes" if coded else "NULL::VARCHAR AS dtype, NULL::BLOB AS codes"
+
+
+EMBEDDING_COLUMNS = """
+    SELECT column_name FROM information_schema.columns
+    WHERE table_catalog = 'lake' AND table_name = 'embeddings'"""
 
 
 def _at(snapshot: int) -> str:
@@ -131,20 +152,20 @@ def embeddings_view(snapshot: int, fingerprint: str, dimension: int) -> str:
           ON e.text_hash = c.text_hash AND e.model_fingerprint = '{fp}'"""
 
 
-def version_vectors(snapshot: int) -> str:
+def version_vectors(snapshot: int, coded: bool = True) -> str:
     """(chunk_key, vector) of a version; bind the model fingerprint."""
     return f"""
-        SELECT c.chunk_key, e.vector
+        SELECT c.chunk_key, e.vector, {_codes(coded)}
         FROM lake.chunks c {_at(snapshot)}
-        JOIN lake.embeddings e {_at(snapshot)}
+        JOIN lake.embeddings e
           ON e.text_hash = c.text_hash AND e.model_fingerprint = ?
         ORDER BY c.chunk_key"""
 
 
-def distinct_vectors(snapshot: int) -> str:
+def distinct_vectors(snapshot: int, coded: bool = True) -> str:
     """(text_hash, vector) of each distinct chunk text of a version; bind the fingerprint."""
     return f"""
-        SELECT e.text_hash, e.vector FROM lake.embeddings e {_at(snapshot)}
+        SELECT e.text_hash, e.vector, {_codes(coded)} FROM lake.embeddings e
         WHERE e.model_fingerprint = ?
           AND e.text_hash IN (SELECT text_hash FROM lake.chunks {_at(snapshot)})
         ORDER BY e.text_hash"""
@@ -166,7 +187,7 @@ def version_documents(snapshot: int) -> str:
             f"FROM lake.documents {_at(snapshot)} ORDER BY doc_id")
 
 
-def reference_chunks(snapshot: int) -> str:
+def reference_chunks(snapshot: int, coded: bool = True) -> str:
     """A seeded sample of one chunk per document, with its vector.
 
     Bind: seed, model fingerprint, seed, size. `hash` is deterministic, so the same version and
@@ -177,21 +198,35 @@ def reference_chunks(snapshot: int) -> str:
             SELECT c.doc_id, c.text, c.text_hash FROM lake.chunks c {_at(snapshot)}
             QUALIFY row_number() OVER (PARTITION BY c.doc_id
                                        ORDER BY hash(c.chunk_key, ?::BIGINT)) = 1)
-        SELECT one.text, e.vector FROM one
-        JOIN lake.embeddings e {_at(snapshot)}
+        SELECT one.text, e.vector, {_codes(coded)} FROM one
+        JOIN lake.embeddings e
           ON e.text_hash = one.text_hash AND e.model_fingerprint = ?
         ORDER BY hash(one.doc_id, ?::BIGINT) LIMIT ?"""
 
 
-def vectors_of_keys(snapshot: int) -> str:
+def vectors_of_keys(snapshot: int, coded: bool = True) -> str:
     """(chunk_key, vector) for a list of chunk keys; bind the fingerprint and the key list."""
     return f"""
-        SELECT c.chunk_key, e.vector
+        SELECT c.chunk_key, e.vector, {_codes(coded)}
         FROM lake.chunks c {_at(snapshot)}
-        JOIN lake.embeddings e {_at(snapshot)}
+        JOIN lake.embeddings e
           ON e.text_hash = c.text_hash AND e.model_fingerprint = ?
         WHERE list_contains(?, c.chunk_key)
         ORDER BY c.chunk_key"""
+
+
+def chunk_spread(snapshot: int) -> str:
+    """Share of documents with at least `?` chunks, at a version."""
+    return f"""
+        SELECT coalesce(avg(CASE WHEN n >= ? THEN 1.0 ELSE 0.0 END), 0) FROM (
+            SELECT doc_id, count(*) AS n FROM lake.chunks {_at(snapshot)} GROUP BY doc_id)"""
+
+
+def text_sample(snapshot: int) -> str:
+    """A deterministic sample of `?` document texts (the first 2,000 characters each)."""
+    return f"""
+        SELECT left(text, 2000) AS text FROM lake.documents {_at(snapshot)}
+        ORDER BY hash(doc_id) LIMIT ?"""
 
 
 def chunks_by_keys(snapshot: int) -> str:

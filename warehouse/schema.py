@@ -57,8 +57,13 @@ TABLES: dict[str, str] = {
     "chunks": """
         chunk_key BIGINT, chunk_id VARCHAR, doc_id VARCHAR, seq INTEGER, text VARCHAR,
         text_hash VARCHAR, char_start BIGINT, char_end BIGINT, n_tokens INTEGER""",
+    # `vector` holds float32 vectors; float16/int8 storage (store.vector_dtype) puts them in
+    # `codes` instead, int8 with the per-dimension scale of its model in `vector_scales`.
     "embeddings": """
-        model_fingerprint VARCHAR, text_hash VARCHAR, vector FLOAT[]""",
+        model_fingerprint VARCHAR, text_hash VARCHAR, vector FLOAT[], dtype VARCHAR,
+        codes BLOB""",
+    "vector_scales": """
+        model_fingerprint VARCHAR, scale FLOAT[]""",
     "quarantine": """
         version_id BIGINT, source VARCHAR, "row" BIGINT, doc_id VARCHAR, reason VARCHAR,
         detail VARCHAR, twin_doc_id VARCHAR""",

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from warehouse import queries, sandbox
+from warehouse.codec import decode_table
 from warehouse.errors import NoActiveVersion, VersionExpired, VersionNotFound
 from warehouse.lake import connect as lake_connect
 from warehouse.schema import UNVERSIONED_VIEWS, VERSIONED_TABLES
@@ -240,23 +241,23 @@ class Warehouse:
 
     def vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
         """(chunk_keys int64, vectors float32 (n, d)) of one version, ordered by chunk_key."""
-        table = self._table(queries.version_vectors(int(version.lake_snapshot)),
+        table = self._table(queries.version_vectors(int(version.lake_snapshot), self._coded()),
                             [version.model_fingerprint])
-        return arrow_vectors(table, int(version.dimension))
+        return table["chunk_key"].to_numpy().astype(np.int64), self._decode(table, version)
 
     def distinct_vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
         """(text hashes, vectors (n, d) float32): one per distinct chunk text of `version`."""
-        table = self._table(queries.distinct_vectors(int(version.lake_snapshot)),
+        table = self._table(queries.distinct_vectors(int(version.lake_snapshot), self._coded()),
                             [version.model_fingerprint])
         hashes = np.asarray(table["text_hash"].to_pylist(), dtype=object)
-        return hashes, _vector_matrix(table, int(version.dimension))
+        return hashes, self._decode(table, version)
 
     def reference_sample(self, version: Version, size: int, seed: int
                          ) -> tuple[list[str], np.ndarray]:
         """(texts, vectors) of a seeded sample of `size` chunks, one per document."""
-        table = self._table(queries.reference_chunks(int(version.lake_snapshot)),
+        table = self._table(queries.reference_chunks(int(version.lake_snapshot), self._coded()),
                             [seed, version.model_fingerprint, seed, size])
-        return table["text"].to_pylist(), _vector_matrix(table, int(version.dimension))
+        return table["text"].to_pylist(), self._decode(table, version)
 
     def chunks(self, version: Version) -> pa.Table:
         """Every chunk of `version` (key, ids, seq, text hash, text, tokens, title), by key."""
@@ -303,9 +304,33 @@ class Warehouse:
 
     def chunk_vectors(self, version: Version, keys: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(chunk keys, vectors) of the given chunks of `version`, by key."""
-        table = self._table(queries.vectors_of_keys(int(version.lake_snapshot)),
+        table = self._table(queries.vectors_of_keys(int(version.lake_snapshot), self._coded()),
                             [version.model_fingerprint, keys])
-        return arrow_vectors(table, int(version.dimension))
+        return table["chunk_key"].to_numpy().astype(np.int64), self._decode(table, version)
+
+    def _coded(self) -> bool:
+        """Has `embeddings` the precision columns (a warehouse of an older embedpipe gains them
+        with its next writer)?"""
+        with self._reader() as con:
+            return "codes" in {r[0] for r in con.execute(queries.EMBEDDING_COLUMNS).fetchall()}
+
+    def _decode(self, table: pa.Table, version: Version) -> np.ndarray:
+        """The float32 vectors of a result with `vector`, `dtype` and `codes` columns, whatever
+        precision each row was stored in (see `store.vector_dtype`)."""
+        dimension = int(version.dimension)
+        dtypes = table["dtype"].to_pylist() if "dtype" in table.column_names else []
+        if all(d in (None, "float32") for d in dtypes):
+            return _vector_matrix(table, dimension)
+        scale = self.vector_scale(version.model_fingerprint) if "int8" in dtypes else None
+        return decode_table(table, dimension, scale)
+
+    def vector_scale(self, fingerprint: str) -> np.ndarray | None:
+        """The per-dimension int8 scale of a model's stored vectors, if it has one."""
+        with self._reader() as con:
+            if "vector_scales" not in _tables(con):
+                return None
+            row = con.execute(queries.VECTOR_SCALE, [fingerprint]).fetchone()
+        return np.asarray(row[0], dtype=np.float32) if row else None
 
     def query_reference(self) -> tuple[str, str, list[str]] | None:
         """(set id, source, texts) of the query sample query drift compares with, if any."""
@@ -314,6 +339,24 @@ class Warehouse:
                 return None
             rows = con.execute(queries.LATEST_QUERY_REFERENCE).fetchall()
         return (rows[0][0], rows[0][1], [r[2] for r in rows]) if rows else None
+
+    def drift_checks_since(self, since: Any) -> list[dict[str, Any]]:
+        """Drift checks (one row each: kind, source, checked_at, alarm, drifted) since `since`."""
+        with self._reader() as con:
+            if "drift_metrics" not in _tables(con):
+                return []
+            return queries.fetch_dicts(con, queries.DRIFT_CHECKS_SINCE, [since])
+
+    def chunk_spread(self, version: Version, many: int) -> float:
+        """Share of the version's documents cut into `many` chunks or more."""
+        with self._reader() as con:
+            row = con.execute(queries.chunk_spread(int(version.lake_snapshot)), [many]).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def text_sample(self, version: Version, size: int) -> list[str]:
+        """A deterministic sample of the version's document texts (their first 2,000 chars)."""
+        return self._table(queries.text_sample(int(version.lake_snapshot)), [size]
+                           )["text"].to_pylist()
 
     def runs(self, flow: str, limit: int = 10) -> list[dict[str, Any]]:
         """The newest runs of one flow (ingest, monitor, retrain, evaluate), newest first;
@@ -358,12 +401,6 @@ class SqlSession:
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute(queries.LAKE_TABLES).fetchall()}
-
-
-def arrow_vectors(table: Any, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split a (chunk_key, vector FLOAT[]) result into NumPy arrays without a Python loop."""
-    keys = table["chunk_key"].to_numpy().astype(np.int64)
-    return keys, _vector_matrix(table, dimension)
 
 
 def _vector_matrix(table: Any, dimension: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from warehouse import queries
+from warehouse.codec import int8_scale, to_storage
 from warehouse.errors import MixedModels, WarehouseError
 from warehouse.faults import checkpoint
 from warehouse.lake import connect as lake_connect
@@ -62,6 +63,7 @@ class Changes:
     vectors: pa.Table
     quarantine: pa.Table
     n_reused: int = 0
+    vector_dtype: str = "float32"  # how the new vectors are stored (see warehouse/codec.py)
 
 
 class WarehouseWriter(LakeSession):
@@ -89,7 +91,6 @@ class WarehouseWriter(LakeSession):
             con.execute(queries.DELETE_CHUNKS)
             con.execute(queries.DELETE_DOCUMENTS)
             for name, table in (("new_documents", changes.documents), ("new_chunks", chunks),
-                                ("new_vectors", changes.vectors),
                                 ("new_quarantine", changes.quarantine)):
                 con.register(name, table)
             if changes.documents.num_rows:
@@ -97,6 +98,7 @@ class WarehouseWriter(LakeSession):
             if chunks.num_rows:
                 con.execute(queries.INSERT_CHUNKS)
             if changes.vectors.num_rows:
+                con.register("new_vectors", self._storable(changes, draft.model_fingerprint))
                 con.execute(queries.INSERT_EMBEDDINGS)
             if changes.quarantine.num_rows:
                 con.execute(queries.INSERT_QUARANTINE, [int(last_id) + 1])
@@ -141,6 +143,29 @@ class WarehouseWriter(LakeSession):
             con.execute("UPDATE lake.versions SET lake_snapshot = ? WHERE version_id = ?",
                         [actual, row["version_id"]])
         return self._version(int(row["version_id"]))
+
+    def _storable(self, changes: Changes, fingerprint: str) -> pa.Table:
+        """The new vectors in the configured precision; an int8 scale is fixed by the first
+        int8 vectors of a model and recorded (in this same transaction)."""
+        dtype = changes.vector_dtype
+        if dtype == "int8":
+            scale = self._scale(fingerprint)
+            if scale is None:
+                flat = pa.concat_arrays([c.flatten() for c in changes.vectors["vector"].chunks])
+                matrix = flat.to_numpy(zero_copy_only=False).astype("float32").reshape(
+                    changes.vectors.num_rows, -1)
+                scale = int8_scale(matrix)
+                self.con.execute(queries.INSERT_SCALE, [fingerprint, scale.tolist()])
+            return to_storage(changes.vectors, "int8", scale)
+        return to_storage(changes.vectors, dtype)  # type: ignore[arg-type]
+
+    def _scale(self, fingerprint: str) -> Any:
+        row = self.con.execute(queries.VECTOR_SCALE, [fingerprint]).fetchone()
+        if row is None:
+            return None
+        import numpy as np
+
+        return np.asarray(row[0], dtype=np.float32)
 
     def record_index(self, version_id: int, meta: dict[str, Any]) -> None:
         self.con.execute(queries.SET_INDEX_META, [json.dumps(meta), version_id])

@@ -20,6 +20,12 @@ def evaluate(
     beir: Annotated[Path | None, typer.Option(help="BEIR directory (queries + qrels)")] = None,
     split: Annotated[str | None, typer.Option(help="qrels split of the BEIR set")] = None,
     sts: Annotated[Path | None, typer.Option(help="STS-format pairs file")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="(text, label) file: a linear probe and a clustering (JSONL, CSV/TSV, or STS "
+             "sentences by genre)")] = None,
+    mode: Annotated[list[str] | None, typer.Option(
+        "--mode", help="search modes to score on the BEIR set (vector, bm25, hybrid); "
+                       "repeatable")] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
     *, where: Where,
@@ -28,7 +34,8 @@ def evaluate(
     from warehouse.lock import check_unlocked
 
     cfg = where.config(**{"evaluate.beir": beir, "evaluate.beir_split": split,
-                          "evaluate.sts": sts})
+                          "evaluate.sts": sts, "evaluate.modes": mode or None,
+                          "evaluate.labels": labels})
     check_unlocked(cfg.warehouse.path, cfg.warehouse.lock_wait_seconds, create=False)
     with prefect_api(verbose):
         from flows.evaluate import evaluate_version

@@ -20,13 +20,18 @@ def search(
     query: Annotated[str, typer.Argument(help="what to look for")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many documents")] = 10,
     version: VersionOpt = None,
+    mode: Annotated[Literal["vector", "bm25", "hybrid"] | None, typer.Option(
+        help="vector (meaning), bm25 (words) or hybrid (both, fused); default search.mode")
+    ] = None,
     as_json: JsonOpt = False,
     *, where: Where,
 ) -> None:
     """Search the active (or given) version for QUERY."""
     from flows.search import search as run_search
 
-    hits = run_search(where.open(), query, k=k, version_id=version)
+    cfg = where.config(**{"evaluate.search_mode": mode})
+    hits = run_search(cfg.warehouse.open(), query, k=k, version_id=version,
+                      mode=cfg.evaluate.search_mode, rrf_k=cfg.evaluate.rrf_k)
     if as_json:
         for hit in hits:
             print(json.dumps(hit.as_dict(), ensure_ascii=False))

@@ -119,6 +119,22 @@ def gc(keep: Annotated[int, typer.Option(min=0, help="newest versions to keep")]
 
 
 @command()
+def card(version: Annotated[int | None, typer.Argument(help="version (default: active)")] = None,
+         as_json: JsonOpt = False, *, where: Where) -> None:
+    """The card of VERSION: lineage, contents, quality with deltas, gate, drift since, known
+    limitations (Markdown)."""
+    from tasks.card import card as render_card
+
+    wh = where.open()
+    target = wh.version(version)
+    markdown = render_card(wh, target)
+    if as_json:
+        print(json.dumps({"version_id": target.version_id, "markdown": markdown}))
+    else:
+        print(markdown, end="")
+
+
+@command()
 def compare(a: VersionArg, b: VersionArg, as_json: JsonOpt = False, *, where: Where) -> None:
     """Metrics of versions A and B side by side, with B - A."""
     from warehouse.maintenance import compare_metrics

@@ -25,6 +25,7 @@ from tasks.indexing import build_version_index
 from tasks.progress import report
 from tasks.steps import log
 from tasks.steps.timing import timed
+from warehouse.codec import StoreConfig
 from warehouse.faults import checkpoint
 from warehouse.plan import IngestPlan, plan_ingest
 from warehouse.reuse import missing_vectors
@@ -136,11 +137,12 @@ def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Emb
 @timed("store")
 def publish_version(warehouse: Warehouse, draft: VersionDraft, documents: pa.Table,
                     chunks: pa.Table, plan: IngestPlan, vectors: pa.Table,
-                    quarantine: pa.Table) -> Version:
+                    quarantine: pa.Table, store: StoreConfig) -> Version:
     """Commit the run as a candidate version, in one transaction."""
     changes = Changes(documents=documents, chunks=chunks, drop_doc_ids=plan.drop,
                       vectors=vectors, quarantine=quarantine,
-                      n_reused=chunks.num_rows - vectors.num_rows + plan.reused_chunks)
+                      n_reused=chunks.num_rows - vectors.num_rows + plan.reused_chunks,
+                      vector_dtype=store.vector_dtype)
     with open_writer(warehouse, lock=False) as writer:
         version = writer.publish(draft, changes)
     log(f"published version {version.version_id} (candidate): {version.n_documents} documents, "

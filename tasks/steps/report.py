@@ -53,6 +53,20 @@ def publish_run_summary(warehouse: Warehouse, title: str, rows: list[tuple[str, 
                              markdown="\n".join(lines), description=title)
 
 
+@task(name="write-card", cache_policy=NONE)
+def write_card(warehouse: Warehouse, version_id: int) -> str:
+    """The version's card (`tasks/card.py`) in `cards/<version>.md` and as an artifact."""
+    from tasks.card import card
+
+    markdown = card(warehouse, warehouse.version(version_id))
+    path = warehouse.path / "cards" / f"{version_id}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown)
+    create_markdown_artifact(key=artifact_key(warehouse, "card"), markdown=markdown,
+                             description=f"Card of version {version_id}")
+    return str(path)
+
+
 def _cell(value: Any) -> str:
     """A value for a markdown table cell: no pipes or newlines from data."""
     return str(value).replace("|", "\\|").replace("\n", " ")

@@ -102,3 +102,25 @@ def test_second_writer_is_told_who_holds_the_lock(tmp_path):
         pass
     with writer_lock(tmp_path):  # released after use
         pass
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("float16", 1e-3), ("int8", 2e-2)])
+def test_vectors_stored_at_lower_precision_read_back_close(tmp_path, dtype, tolerance):
+    wh = Warehouse(tmp_path)
+    documents = docs("a", "b", "c")
+    chunks = chunks_of(documents)
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(3, 3)).astype(np.float32)
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    with open_writer(wh) as w:
+        version = w.publish(draft(), Changes(documents, chunks, [], vectors_table(
+            FP, chunks["text_hash"].to_pylist(), raw), QUARANTINE.empty_table(),
+            vector_dtype=dtype))
+        w.promote(version.version_id)
+    keys, vectors = wh.vectors(wh.version())
+    np.testing.assert_allclose(vectors, raw, atol=tolerance)
+    con = wh.connect()
+    stored = con.execute("SELECT any_value(dtype), bool_and(vector IS NULL), "
+                         "max(octet_length(codes)) FROM lake.embeddings").fetchone()
+    assert stored == (dtype, True, 3 * (2 if dtype == "float16" else 1))
+    assert (wh.vector_scale(FP) is not None) == (dtype == "int8")

@@ -1,0 +1,89 @@
+"""BM25 over chunk text (DuckDB's full-text-search extension), and fusing rankings.
+
+Input: a version's chunk keys and texts (to build), then query texts (to search). Output: a
+DuckDB file beside the version's ANN index holding the chunks and their FTS index (built once
+per version, opened read-only per search), chunk keys ranked by BM25, and `reciprocal_rank_fusion`
+of several document rankings. The extension loads from its PyPI package by file path; nothing
+is downloaded.
+
+Why fuse: on SciFact, BM25 alone (nDCG@10 ≈ 0.665 in the BEIR paper) and all-MiniLM-L6-v2
+(≈ 0.645) make different mistakes; reciprocal rank fusion (Cormack et al., 2009) is the standard
+way past both, with one constant `k` (60 in the paper) that damps the weight of top ranks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+FILE = "bm25.duckdb"
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_MATCH = """
+    SELECT chunk_key, fts_main_chunks.match_bm25(chunk_key, ?) AS score FROM chunks
+    WHERE score IS NOT NULL ORDER BY score DESC, chunk_key LIMIT ?"""
+
+
+def extension() -> str:
+    """The LOAD statement of the FTS extension from its package (a quoted file path)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("duckdb_extension_fts")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("duckdb-extension-fts is not installed; run `make install`")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    path = root / "extensions" / f"v{duckdb.__version__}" / "fts.duckdb_extension"
+    return "LOAD '" + str(path).replace("'", "''") + "'"
+
+
+def build(directory: Path, keys: np.ndarray, texts: list[str]) -> Path:
+    """Write the BM25 index of these chunks to `directory/bm25.duckdb` (Porter stemming,
+    English stop words, lower-cased, accents stripped)."""
+    import pyarrow as pa
+
+    path = directory / FILE
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path), config=_CONFIG)
+    try:
+        con.execute(extension())
+        con.register("new_chunks", pa.table({"chunk_key": pa.array(keys, pa.int64()),
+                                             "text": pa.array(texts, pa.string())}))
+        con.execute("CREATE TABLE chunks AS SELECT * FROM new_chunks")
+        con.execute("PRAGMA create_fts_index('chunks', 'chunk_key', 'text', stemmer='porter', "
+                    "stopwords='english', strip_accents=1, lower=1, overwrite=1)")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return path
+
+
+class Bm25:
+    """A version's BM25 index, open read-only for many queries."""
+
+    def __init__(self, directory: Path) -> None:
+        self.con = duckdb.connect(str(directory / FILE), read_only=True, config=_CONFIG)
+        self.con.execute(extension())
+
+    def search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk keys, BM25 scores) of the `n` best chunks for `query`, best first."""
+        rows = self.con.execute(_MATCH, [query, n]).fetchall()
+        return (np.array([r[0] for r in rows], dtype=np.int64),
+                np.array([r[1] for r in rows], dtype=np.float32))
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def reciprocal_rank_fusion(rankings: list[list[str]], k: int = 60) -> list[tuple[str, float]]:
+    """Items of several best-first rankings by the sum of 1 / (k + rank), best first.
+
+    >>> reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]], k=60)[:2]
+    [('b', 0.03252247488101534), ('c', 0.03200204813108039)]
+    """
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
