@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from flows.cli import ingest, monitor, query, server, versions  # noqa: F401 - registers commands
+from flows.cli import dashboard, ingest, monitor, query, server, versions  # noqa: F401 - registers commands
 from flows.cli.common import app, err
 
 __all__ = ["app", "main"]
