@@ -14,6 +14,7 @@ Writes bench/results/search_latency.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -31,8 +32,11 @@ from tasks.evalsets import load_beir
 from warehouse.store import Warehouse
 
 
-def warehouse_for(root: Path, backend: str) -> Warehouse:
+def warehouse_for(root: Path, backend: str) -> tuple[Warehouse, dict[str, float]]:
+    """The full-SciFact warehouse of `backend` (built if missing) and its build's stage seconds
+    (the tokenize + chunk share of embedding is read from them)."""
     path = root / f"scifact-{backend}"
+    stages_file = path / "bench-stage-seconds.json"
     if not (path / "catalog.sqlite").exists():
         from prefect.testing.utilities import prefect_test_harness
 
@@ -40,10 +44,12 @@ def warehouse_for(root: Path, backend: str) -> Warehouse:
 
         print(f"building {path} (full SciFact, {backend}) ...", flush=True)
         with prefect_test_harness(server_startup_timeout=120):
-            ingest_corpus(str(DATA_DIR / "scifact" / "corpus.jsonl"), load_config(
+            summary = ingest_corpus(str(DATA_DIR / "scifact" / "corpus.jsonl"), load_config(
                 overrides={"warehouse.path": path, "embed.backend": backend,
                            "map.method": "off"}, environ={}))
-    return Warehouse(path)
+        stages_file.write_text(json.dumps(summary.stage_seconds))
+    stages = json.loads(stages_file.read_text()) if stages_file.exists() else {}
+    return Warehouse(path), stages
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
@@ -113,15 +119,21 @@ def main() -> None:
     queries = [beir.queries[q] for q in sorted(beir.queries)][: args.queries]
     result: dict = {"queries": len(queries), "backends": {}}
     for backend in args.backends.split(","):
-        wh = warehouse_for(args.warehouse_root, backend)
+        wh, stages = warehouse_for(args.warehouse_root, backend)
         warm = in_process(wh, queries)
         cold = cold_cli(wh, "vitamin D deficiency and bone density")
-        result["backends"][backend] = {"in_process": warm, "cold_cli": cold}
+        share = round(stages["chunk"] / stages["embed"], 4) if stages.get("embed") else None
+        result["backends"][backend] = {"in_process": warm, "cold_cli": cold,
+                                       "ingest_stage_seconds": stages,
+                                       "tokenize_chunk_share_of_embed": share}
         print(f"\n{backend}: {len(queries)} queries, warm in-process")
         for name, row in warm.items():
             print(f"  {name:9s} p50 {row['p50_ms']:8.3f} ms  p95 {row['p95_ms']:8.3f} ms  "
                   f"recall@10 vs exact {row['recall@10_vs_exact']:.4f}")
         print(f"  cold `embedpipe search`: {cold['median_seconds']:.2f} s (median of 5)")
+        if share is not None:
+            print(f"  ingest: tokenize + chunk {stages['chunk']:.1f} s = {share:.1%} of embed "
+                  f"{stages['embed']:.1f} s (goal <= 10% with torch)")
     result["machine_at_end"] = machine()
     write_result("search_latency", result)
 

@@ -29,8 +29,10 @@ def dashboard(
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8050,
     *, where: Where,
 ) -> None:
-    """Serve the read-only dashboard (overview, versions, quality, drift, map, search) and
-    /metrics for Prometheus over one warehouse; Ctrl-C stops."""
+    """Serve the read-only dashboard and /metrics over one warehouse; Ctrl-C stops.
+
+    Pages: overview, versions (and each version's card), quality, drift, map, search.
+    """
     import uvicorn
 
     from flows.dashboard.app import create_app

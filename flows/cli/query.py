@@ -56,8 +56,10 @@ def sql(query: Annotated[str, typer.Argument(help="one SELECT over the version's
         timeout: Annotated[float | None, typer.Option(
             help="stop the query after this many seconds")] = None,
         *, where: Where) -> None:
-    """Run one read-only SELECT over views of one version: documents, chunks, embeddings,
-    quarantine, versions, quality_metrics, drift_metrics. No files, no writes, no ATTACH."""
+    """Run one read-only SELECT over the views of one version (no files, writes or ATTACH).
+
+    Views: documents, chunks, embeddings, quarantine, versions, quality_metrics, drift_metrics.
+    """
     with where.open().sandbox(version) as session:
         result = session.query(query, timeout=timeout)
     if fmt == "json":

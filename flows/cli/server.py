@@ -216,7 +216,11 @@ def trigger(
     warehouse: WarehouseOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """Start a deployment run through the Prefect API; with --wait exit 1 unless it completes."""
+    """Start a deployment run through the Prefect API; --wait prints its outcome.
+
+    With --wait the exit code is 1 when the run failed, its retrain was rejected or its monitor
+    found drift (as with the direct commands), else 0.
+    """
     api = find_api()
     os.environ["PREFECT_API_URL"] = api
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")

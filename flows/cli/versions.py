@@ -102,8 +102,10 @@ def gc(keep: Annotated[int, typer.Option(min=0, help="newest versions to keep")]
            help="keep gate-rejected versions among the newest KEEP (default: expire them)")
        ] = False,
        wait: WaitOpt = 0.0, as_json: JsonOpt = False, *, where: Where) -> None:
-    """Expire unpinned, non-active versions beyond the newest KEEP (and rejected ones); delete
-    their files, the stored vectors and fine-tuned models no kept version uses."""
+    """Expire unpinned, non-active versions beyond the newest KEEP, and rejected ones.
+
+    Deletes their files, and the stored vectors and fine-tuned models no kept version uses.
+    """
     from warehouse.maintenance import gc as collect
     from warehouse.writer import open_writer
 
@@ -121,8 +123,10 @@ def gc(keep: Annotated[int, typer.Option(min=0, help="newest versions to keep")]
 @command()
 def card(version: Annotated[int | None, typer.Argument(help="version (default: active)")] = None,
          as_json: JsonOpt = False, *, where: Where) -> None:
-    """The card of VERSION: lineage, contents, quality with deltas, gate, drift since, known
-    limitations (Markdown)."""
+    """Print the card of VERSION (Markdown): lineage, contents, quality, gate, limitations.
+
+    Quality with deltas against the parent and the active version; drift checks since.
+    """
     from tasks.card import card as render_card
 
     wh = where.open()

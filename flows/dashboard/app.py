@@ -2,9 +2,9 @@
 
 Input: the config (the warehouse and its catalog, gate tolerances) and optionally how to find
 the Prefect UI. Output: an ASGI app serving each page as HTML (`/`, `/versions`,
-`/versions/{id}`, `/quality`, `/drift`, `/map`, `/search`) and as JSON with the same numbers
-(`/api/overview`, `/api/versions`, …), `/metrics` for Prometheus, and static files (our CSS
-and JS, and plotly.min.js from the installed `plotly` package: no CDN).
+`/versions/{id}`, `/versions/{id}/card`, `/quality`, `/drift`, `/map`, `/search`) and as JSON
+with the same numbers (`/api/overview`, `/api/versions`, …), `/metrics` for Prometheus, and
+static files (our CSS and JS, and plotly.min.js from the installed `plotly` package: no CDN).
 
 Every request reads the lake through one short read-only attachment of the catalog; nothing is
 cached but the searchers. Pages embed chart data as JSON (`|tojson`) and scripts come only from
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly
+from markupsafe import Markup
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -81,6 +82,7 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
                 data = page.read(dash, request)
             figures = page.charts(data) if page.charts else {}
             data.pop("_table", None)
+            data["html"] = Markup(data.pop("_html", ""))  # rendered with raw HTML off
             return templates.TemplateResponse(request, page.template, {
                 "page": data, "charts": figures, "nav": NAV, "current": page.name,
                 "warehouse": str(wh.path), "now": now()})
@@ -89,6 +91,7 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
             with wh.reading():
                 data = page.read(dash, request)
             table = data.pop("_table", None)
+            data.pop("_html", None)
             if table is not None:
                 data["samples"] = maps.map_points_json(table)
             return JSONResponse(jsonable(data), status_code=400 if data.get("error") else 200)
@@ -104,6 +107,8 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
     routes = [*routes_of("/", "/api/overview", OVERVIEW),
               *routes_of("/versions", "/api/versions", VERSIONS),
               *routes_of("/versions/{version_id:int}", "/api/versions/{version_id:int}", VERSION),
+              *routes_of("/versions/{version_id:int}/card", "/api/versions/{version_id:int}/card",
+                         CARD),
               *routes_of("/quality", "/api/quality", QUALITY),
               *routes_of("/drift", "/api/drift", DRIFT),
               *routes_of("/map", "/api/map", MAP),
@@ -193,6 +198,8 @@ VERSION = Page("versions", "version.html",
                lambda d, r: versions.version_page(d, r.path_params["version_id"]),
                lambda data: {"stages": charts.stages_figure(data["stage_seconds"])}
                if data["stage_seconds"] else {})
+CARD = Page("versions", "card.html",
+            lambda d, r: versions.card_page(d, r.path_params["version_id"]))
 QUALITY = Page("quality", "quality.html", lambda d, r: trends.quality_page(d),
                lambda data: {f"q{i}": charts.quality_figure(m, data["active_version"])
                              for i, m in enumerate(data["metrics"])})

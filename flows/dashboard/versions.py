@@ -4,14 +4,19 @@ Input: the `Dashboard` and (for one version) its id. Output: dicts of plain valu
 status, pinned, counts, model, parent and gate verdict of every version. One version: the same
 plus its quality metrics beside its parent's, its index, the gate's failures, its run summary
 (stage seconds, where the input rows went), quarantine by reason with example rows, its diff
-against the parent (`warehouse.maintenance.diff_versions`) and the runs that touched it.
+against the parent (`warehouse.maintenance.diff_versions`) and the runs that touched it. The
+card: the Markdown `embedpipe card V` prints (`tasks/card.py`), rendered to HTML with raw HTML
+off, so corpus text in it stays text.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from markdown_it import MarkdownIt
+
 from flows.dashboard.context import Dashboard, now, run_row, version_row
+from tasks.card import card
 from warehouse import history
 from warehouse.errors import VersionExpired
 from warehouse.maintenance import diff_versions
@@ -97,3 +102,16 @@ def parent_diff(dash: Dashboard, v: Version) -> dict[str, Any] | None:
             "counts": diff["counts"],
             "documents": {k: ids[:DIFF_IDS] for k, ids in diff["documents"].items()},
             "chunks": {k: ids[:DIFF_IDS] for k, ids in diff["chunks"].items()}}
+
+
+def card_page(dash: Dashboard, version_id: int) -> dict[str, Any]:
+    """The version's card, as Markdown (what `embedpipe card V` prints) and as HTML.
+
+    Raises:
+        VersionNotFound: no such version.
+    """
+    v = dash.warehouse.version(version_id)
+    markdown = card(dash.warehouse, v)
+    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return {"version": version_row(v, dash.links, now()), "markdown": markdown,
+            "_html": rendered}

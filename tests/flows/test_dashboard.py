@@ -261,6 +261,19 @@ def test_versions_list_and_pages(lake, client):
     assert client.get("/api/versions/99").json()["error"].startswith("version 99 is not in")
 
 
+def test_the_card_page_shows_what_embedpipe_card_prints(lake, client):
+    result = CliRunner().invoke(cli, ["card", "3", "--json", "--warehouse", str(lake.path)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)["markdown"]
+    assert client.get("/api/versions/3/card").json()["markdown"] == printed
+    assert printed.startswith("# Version 3 (rejected)")
+    page = client.get("/versions/3/card").text
+    assert "<h1>Version 3 (rejected)</h1>" in page and "<table>" in page  # rendered Markdown
+    assert "<h2>Gate</h2>\n<p>rejected: " in page
+    assert 'href="/versions/3/card"' in client.get("/versions/3").text
+    assert client.get("/versions/99/card").status_code == 404
+
+
 def test_quality_draws_every_metric_with_the_gate_band(lake, client):
     data = client.get("/api/quality").json()
     assert data["active_version"] == 2

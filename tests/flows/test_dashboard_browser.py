@@ -103,6 +103,11 @@ def test_every_page_shows_the_lakes_numbers_and_draws_its_charts(site, tab):
                               version=2):
         assert shown(page, f"quarantine.{reason}") == str(n)
 
+    page.click('[data-k="card-link"]')
+    page.wait_for_selector("article.version-card h1")
+    assert page.locator("article.version-card h1").inner_text() == "Version 2 (active)"
+    page.screenshot(path=str(SHOTS / "card.png"), full_page=True)
+
     (n_metrics,), = lake.sql("SELECT count(DISTINCT (evaluator, metric)) FROM quality_metrics")
     assert visit(page, f"{url}/quality", "quality") == n_metrics
 
