@@ -117,6 +117,37 @@ def test_a_second_machine_searches_what_the_first_ingested(shared):
     hit = top_hit(text(3), reader)
     assert hit["doc_id"] == "doc03"
     assert (cached[0] / "index.bin").stat().st_ino == before  # unchanged: not downloaded again
+    # The SQL sandbox reads the lake's Parquet on s3 too (and still nothing else).
+    sql = run(["sql", "SELECT count(*) AS n FROM documents", "--format", "json"], reader)
+    assert sql.returncode == 0, sql.stderr
+    assert json.loads(sql.stdout) == {"n": 20}
+    refused = run(["sql", f"SELECT * FROM read_parquet('s3://{BUCKET}/{prefix}/data/**')"],
+                  reader)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_a_changed_folder_is_fetched_again_an_unchanged_one_is_not(s3, tmp_path):
+    from warehouse.location import location_of
+
+    writer = location_of(f"s3://{BUCKET}/fetch", {"EMBEDPIPE_CACHE_DIR": str(tmp_path / "w")})
+    reader = location_of(f"s3://{BUCKET}/fetch", {"EMBEDPIPE_CACHE_DIR": str(tmp_path / "r")})
+    assert reader.local != writer.local and reader.is_remote
+    (writer.local / "indexes" / "1").mkdir(parents=True)
+    (writer.local / "indexes" / "1" / "index.bin").write_bytes(b"first")
+    (writer.local / "indexes" / "1" / "meta.json").write_text('{"build": 1}')
+    writer.upload("indexes/1", last="meta.json")
+    assert reader.fetch("indexes/2", "meta.json").exists() is False  # none stored: none cached
+    first = reader.fetch("indexes/1", "meta.json")
+    assert (first / "index.bin").read_bytes() == b"first"
+    inode = (first / "index.bin").stat().st_ino
+    assert (reader.fetch("indexes/1", "meta.json") / "index.bin").stat().st_ino == inode
+    (writer.local / "indexes" / "1" / "index.bin").write_bytes(b"rebuilt")
+    (writer.local / "indexes" / "1" / "meta.json").write_text('{"build": 2}')
+    writer.upload("indexes/1", last="meta.json")
+    assert (reader.fetch("indexes/1", "meta.json") / "index.bin").read_bytes() == b"rebuilt"
+    writer.delete("indexes/1")
+    assert objects("fetch") == [] and not (writer.local / "indexes" / "1").exists()
+    assert not reader.fetch("indexes/1", "meta.json").exists()  # gone there: gone here
 
 
 def test_b_readers_answer_from_the_active_version_while_another_machine_ingests(shared):
