@@ -24,7 +24,7 @@ from warehouse.errors import WarehouseLocked
 from warehouse.lock import warehouse_lock
 from warehouse.store import Warehouse
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 EMBEDPIPE = str(Path(sys.executable).parent / "embedpipe")
 BUCKET = "embedpipe-test"
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
@@ -96,6 +96,7 @@ def top_hit(query: str, env: dict) -> dict:
     return json.loads(found.stdout.splitlines()[0])
 
 
+@pytest.mark.postgres
 def test_a_second_machine_searches_what_the_first_ingested(shared):
     root, env, prefix, _, _ = shared
     stored = objects(prefix)
@@ -150,6 +151,7 @@ def test_a_changed_folder_is_fetched_again_an_unchanged_one_is_not(s3, tmp_path)
     assert not reader.fetch("indexes/1", "meta.json").exists()  # gone there: gone here
 
 
+@pytest.mark.postgres
 def test_b_readers_answer_from_the_active_version_while_another_machine_ingests(shared):
     root, env, prefix, _, path_b = shared
     writer_env = {**machine(env, root, "w"), "EMBEDPIPE_PAUSE_AT": "promote"}
@@ -188,6 +190,7 @@ def test_b_readers_answer_from_the_active_version_while_another_machine_ingests(
         "version_id"]
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("where", ["s3", "directory"])
 def test_c_a_second_writer_is_refused_by_the_advisory_lock(shared, tmp_path, where):
     root, env, prefix, catalog, path_b = shared
@@ -219,6 +222,7 @@ def cluster(s3):
         yield local
 
 
+@pytest.mark.postgres
 def test_d_dask_workers_write_their_parts_to_the_bucket(shared, cluster, topic_corpus,
                                                         postgres_url):
     root, env, _, _, _ = shared
