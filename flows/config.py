@@ -14,9 +14,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_serializer,
+)
 
 from tasks.chunk import ChunkConfig
 from tasks.clean import CleanConfig
@@ -36,6 +43,8 @@ from warehouse.store import Warehouse
 DEFAULT_WAREHOUSE = Path(".embedpipe") / "warehouse"
 CONFIG_FILE = Path("embedpipe.toml")
 _ENV_SHORTCUTS = {"EMBEDPIPE_WAREHOUSE": "warehouse.path", "EMBEDPIPE_CATALOG": "warehouse.catalog"}
+# A warehouse on object storage stays a string: Path("s3://b/p") would fold the "//".
+ObjectUrl = Annotated[str, StringConstraints(pattern=r"^s3://[^/]+")]
 
 
 class ConfigError(EmbedpipeError):
@@ -45,8 +54,9 @@ class ConfigError(EmbedpipeError):
 class WarehouseConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Relative paths are resolved against the working directory when the config is loaded.
-    path: Path = DEFAULT_WAREHOUSE
+    # Relative paths are resolved against the working directory when the config is loaded;
+    # "s3://bucket/prefix" puts the warehouse on object storage (needs a PostgreSQL catalog).
+    path: Path | ObjectUrl = DEFAULT_WAREHOUSE
     # None/"sqlite": SQLite catalog in the warehouse directory. "postgresql://…": shared catalog.
     # A password is best not written here: "env:VAR" reads the URL from variable VAR, and
     # "prefect-secret:NAME" from a Prefect Secret block, when the warehouse is opened.
@@ -183,6 +193,8 @@ def load_config(
         config = EmbedpipeConfig.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration ({_problems(exc)})") from exc
+    if isinstance(config.warehouse.path, str):  # an s3:// URL: nothing to resolve
+        return config
     warehouse = config.warehouse.model_copy(update={"path": config.warehouse.path.absolute()})
     return config.model_copy(update={"warehouse": warehouse})
 

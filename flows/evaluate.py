@@ -13,7 +13,7 @@ from tasks.indexing import open_version_index
 from tasks.scoring import metric_rows
 from tasks.steps import evaluate as steps
 from tasks.steps import report
-from warehouse.lock import writer_lock
+from warehouse.lock import warehouse_lock
 
 
 @flow(name="evaluate-version")
@@ -31,7 +31,7 @@ def evaluate_version(config: EmbedpipeConfig | None = None, version_id: int | No
     version = warehouse.readable(version_id)
     embedder = version_embedder(version)
     started = report.now()
-    with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
+    with warehouse_lock(warehouse, config.warehouse.lock_wait_seconds):
         indexed = open_version_index(warehouse, version, with_vectors=True)
         evaluations = steps.evaluate_version(warehouse, version, indexed, embedder,
                                              config.evaluate, config.embed.batch_size)

@@ -21,7 +21,7 @@ from tasks.steps import ingest as steps
 from tasks.steps import report
 from tasks.steps.timing import stage_timer
 from warehouse.errors import WarehouseError
-from warehouse.lock import writer_lock
+from warehouse.lock import warehouse_lock
 from warehouse.store import Warehouse
 from warehouse.writer import VersionDraft
 
@@ -39,7 +39,7 @@ def ingest_corpus(source: str, config: EmbedpipeConfig | None = None,
     config = resolve(config, overrides)
     warehouse = config.warehouse.open()
     started = report.now()
-    with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
+    with warehouse_lock(warehouse, config.warehouse.lock_wait_seconds):
         try:
             corpus = steps.read_corpus(Path(source), config.source, config.clean)
             summary = ingest_documents(corpus, config, warehouse, f"ingest {source}")

@@ -28,9 +28,10 @@ DRIFT_EVENT = "embedpipe.drift.detected"
 
 def warehouse_resource(warehouse: Warehouse) -> dict[str, str]:
     """The Prefect event resource naming a warehouse (what triggers match on)."""
-    digest = hashlib.sha1(str(warehouse.path.resolve()).encode()).hexdigest()[:12]
+    name = warehouse.location.url  # the resolved directory, or s3://bucket/prefix
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
     return {"prefect.resource.id": f"embedpipe.warehouse.{digest}",
-            "prefect.resource.name": str(warehouse.path.resolve())}
+            "prefect.resource.name": name}
 
 
 @flow(name="monitor-drift")
@@ -62,7 +63,7 @@ def monitor_drift(config: EmbedpipeConfig | None, source: str,
     steps.map_drift_sample(warehouse, version, report, current)
     if report.drifted:
         emit_event(event=DRIFT_EVENT, resource=warehouse_resource(warehouse),
-                   payload={"warehouse": str(warehouse.path), "version_id": version.version_id,
+                   payload={"warehouse": warehouse.where, "version_id": version.version_id,
                             "kind": kind, "source": str(source), "check_id": report.check_id,
                             "statistics": report.statistics})
         if retrain_on_drift:

@@ -28,7 +28,7 @@ from flows.outcome import finish
 from tasks.scoring import labelled
 from tasks.steps import report
 from tasks.steps import retrain as steps
-from warehouse.lock import writer_lock
+from warehouse.lock import warehouse_lock
 
 
 class RetrainReport(BaseModel):
@@ -54,7 +54,7 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
     warehouse = config.warehouse.open()
     started = report.now()
     finetuned = config.retrain.strategy == "finetune"
-    with writer_lock(warehouse.path, config.warehouse.lock_wait_seconds):
+    with warehouse_lock(warehouse, config.warehouse.lock_wait_seconds):
         active = warehouse.readable()
         wait = steps.cooldown_left(warehouse, config.retrain)
         if wait:

@@ -1,21 +1,23 @@
 """Embedding shards on Dask workers: each worker loads the model once and writes Parquet parts.
 
 Input: shards of (text_hash, text) and the embed config; output: one Parquet file per shard,
-(model_fingerprint, text_hash, vector), in a staging directory the driver can read (shared
-storage on a real cluster). The driver publishes all parts as one version.
+(model_fingerprint, text_hash, vector), in the warehouse's `staging/<run>/` folder, which the
+driver reads: a shared directory, or the warehouse's prefix on object storage, where workers
+write with their own S3 credentials (the same AWS_* environment). The driver publishes all parts
+as one version.
 """
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.embed import EmbedConfig, Embedder, embed_texts, load_embedder, vectors_table
 from tasks.errors import ModelError
+from warehouse.location import Location
 
 
 @cache
@@ -28,8 +30,9 @@ def _worker_embedder(config_json: str) -> Embedder:
 
 
 def embed_shard(hashes: list[str], texts: list[str], config: EmbedConfig, fingerprint: str,
-                part: Path) -> str:
-    """Embed one shard on this worker and write it to `part`; returns the part's path.
+                location: Location, part: str) -> str:
+    """Embed one shard on this worker and write it to `part` (a name under `location`);
+    returns `part`.
 
     Raises:
         ModelError: the worker's model is not the driver's (another file at the same path).
@@ -40,14 +43,25 @@ def embed_shard(hashes: list[str], texts: list[str], config: EmbedConfig, finger
                          f"{embedder.fingerprint}, the driver's has {fingerprint}: workers "
                          "must load the same weights")
     table = vectors_table(fingerprint, hashes, embed_texts(texts, embedder, config.batch_size))
-    part.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, part)
-    return str(part)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    location.write_bytes(part, sink.getvalue().to_pybytes())
+    return part
 
 
-def read_parts(parts: list[str]) -> pa.Table:
-    """All shards' vectors as one table, in shard order."""
-    tables = [pq.read_table(p) for p in parts]
+def read_parts(location: Location, parts: list[str]) -> pa.Table:
+    """All shards' vectors as one table, in shard order.
+
+    Raises:
+        ModelError: a part a worker reported is not there (staging is not shared storage).
+    """
+    tables = []
+    for part in parts:
+        data = location.read_bytes(part)
+        if data is None:
+            raise ModelError(f"embedded shard {location.join(part)} is missing: Dask workers "
+                             "must write where the driver reads (shared storage or s3://)")
+        tables.append(pq.read_table(pa.BufferReader(data)))
     return pa.concat_tables(tables) if tables else vectors_table("", [], _empty())
 
 

@@ -99,3 +99,30 @@ def create_database(url: str, name: str) -> str:
                     "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True,
                    timeout=60)
     return f"{url}/{name}"
+
+
+@contextmanager
+def moto_server(log_path: Path, startup_timeout: float = 60.0) -> Iterator[str]:
+    """moto's S3 API on 127.0.0.1 (in memory, nothing leaves the machine); yields its URL."""
+    import urllib.request
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(ready, startup_timeout, "moto server", proc)
+        yield url
+    finally:
+        stop_process_group(proc)
+        log.close()

@@ -7,7 +7,9 @@ sorted by label) so that a search answers from these files alone, without the ca
 
 Files are written to a staging directory and renamed into place, so a crash never leaves a
 half-written index where a reader would load it; loading checks the meta against the version
-and refuses an index built for anything else.
+and refuses an index built for anything else. For a warehouse on object storage the directory is
+in this machine's cache: `save` uploads it (meta.json last), and `checked` downloads it again
+only when the stored meta.json differs from the cached one.
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ def save(warehouse: Warehouse, version: Version, write_ann: Callable[[Path], Non
     (staging / META).write_text(json.dumps(meta, indent=2))
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
+    warehouse.location.upload(_name(version.version_id), last=META)
     return final
+
+
+def _name(version_id: int) -> str:
+    """The index folder's name under the warehouse (local and remote alike)."""
+    return f"indexes/{version_id}"
 
 
 def checked(warehouse: Warehouse, version: Version) -> tuple[Path, dict[str, Any]]:
@@ -65,7 +73,7 @@ def checked(warehouse: Warehouse, version: Version) -> tuple[Path, dict[str, Any
     Raises:
         IndexMismatch: no index, an index of another version/model/snapshot, or an older layout.
     """
-    directory = warehouse.index_dir(version.version_id)
+    directory = warehouse.location.fetch(_name(version.version_id), META)
     rebuild = f"rebuild it with `embedpipe index --version {version.version_id}`"
     meta_path = directory / META
     if not meta_path.exists():

@@ -3,7 +3,9 @@
 Extensions load from their PyPI packages by file path, with autoinstall and autoload off: nothing
 is ever fetched from an extension server. The catalog is SQLite inside the warehouse directory
 by default (readers keep working while a writer commits); `postgresql://…` selects a PostgreSQL
-catalog for warehouses shared by several machines. Parquet data lives under `<warehouse>/data/`.
+catalog for warehouses shared by several machines. Parquet data lives under `<warehouse>/data/`,
+which for an `s3://bucket/prefix` warehouse is `s3://bucket/prefix/data/`, read and written by
+DuckDB's httpfs with a temporary secret made from the AWS environment (`warehouse/s3.py`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from urllib.parse import unquote, urlparse
 import duckdb
 
 from warehouse.errors import WarehouseError
+from warehouse.location import Location, location_of
 from warehouse.schema import TABLES
 
 _EXTENSION_PACKAGES = {
     "ducklake": "duckdb_extension_ducklake",
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",
 }
 
 
@@ -105,13 +109,35 @@ def ensure_wal(catalog_file: Path) -> None:
         db.close()
 
 
-def connect(directory: Path, catalog: str | None = None, read_only: bool = False
+def is_sqlite(catalog: str | None) -> bool:
+    return catalog is None or catalog in ("", "sqlite")
+
+
+def require_shared_catalog(location: Location, catalog: str | None) -> None:
+    """Refuse a remote warehouse with the SQLite catalog (a file SQLite must lock in place).
+
+    Raises:
+        WarehouseError: one line saying what to pass instead.
+    """
+    if location.is_remote and is_sqlite(catalog):
+        raise WarehouseError(f"warehouse {location.url} is on object storage, where a SQLite "
+                             "catalog cannot live; pass --catalog postgresql://user@host:port/db")
+
+
+def connect(where: Path | Location, catalog: str | None = None, read_only: bool = False
             ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake attached as `lake` (created if new).
 
+    Args:
+        where: the warehouse directory, or its `Location` (local or s3://).
+
     Raises:
-        WarehouseError: a reader opens a warehouse that does not exist yet.
+        WarehouseError: a reader opens a warehouse that does not exist yet; an s3:// warehouse
+            with the SQLite catalog or without credentials.
     """
+    location = location_of(where)
+    require_shared_catalog(location, catalog)
+    directory = location.local
     if directory.exists() and not directory.is_dir():
         raise WarehouseError(f"--warehouse {directory} is a file, not a warehouse directory")
     target, catalog_extension = catalog_attach_string(directory.resolve(), catalog)
@@ -123,17 +149,23 @@ def connect(directory: Path, catalog: str | None = None, read_only: bool = False
         ensure_wal(directory.resolve() / "catalog.sqlite")
     con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
-    for name in (catalog_extension, "ducklake"):
+    extensions = (catalog_extension, "ducklake") + (("httpfs",) if location.is_remote else ())
+    for name in extensions:
         con.execute("LOAD " + sql_literal(str(extension_path(name))))
-    directory = directory.resolve()
-    data_path = directory / "data"
-    if not read_only:
-        data_path.mkdir(parents=True, exist_ok=True)
+    if location.is_remote:
+        data = location.join("data") + "/"
+        _create_s3_secret(con)
+    else:
+        directory = directory.resolve()
+        data_path = directory / "data"
+        if not read_only:
+            data_path.mkdir(parents=True, exist_ok=True)
+        data = f"{data_path}/"
     # Writers never inline rows into the catalog: vectors and chunk text belong in Parquet,
     # and an inlined catalog grows every reader's metadata scan.
     # OVERRIDE_DATA_PATH: the data lives wherever the warehouse directory is now, so a copied or
     # moved warehouse (or a shared one mounted elsewhere) opens; file paths are stored relative.
-    options = "DATA_PATH " + sql_literal(f"{data_path}/") + ", OVERRIDE_DATA_PATH true" + (
+    options = "DATA_PATH " + sql_literal(data) + ", OVERRIDE_DATA_PATH true" + (
         ", READ_ONLY" if read_only else ", DATA_INLINING_ROW_LIMIT 0")
     try:
         # ATTACH takes no bound parameters; both strings are quoted literals.
@@ -142,11 +174,27 @@ def connect(directory: Path, catalog: str | None = None, read_only: bool = False
         con.close()
         password = urlparse(catalog).password if catalog and "://" in catalog else None
         detail = str(exc).replace(password, "***") if password else str(exc)
-        raise WarehouseError(f"cannot open the warehouse catalog at {directory}: "
+        raise WarehouseError(f"cannot open the warehouse catalog at {location.url}: "
                              f"{detail}") from exc
     if not read_only:
         _create_tables(con)
     return con
+
+
+def _create_s3_secret(con: duckdb.DuckDBPyConnection) -> None:
+    """A temporary (this connection only, never persisted) S3 secret from the environment."""
+    from warehouse.s3 import S3Settings
+
+    options = S3Settings.from_env().duckdb_options()
+    body = ", ".join(f"{name} " + (("true" if value else "false") if isinstance(value, bool)
+                                   else sql_literal(value)) for name, value in options.items())
+    try:  # CREATE SECRET takes no bound parameters: the values are quoted literals
+        con.execute("CREATE TEMPORARY SECRET embedpipe_s3 (TYPE s3, " + body + ")")
+    except duckdb.Error:
+        con.close()
+        # DuckDB may echo the statement: say which settings, never their values.
+        raise WarehouseError("DuckDB refused the S3 settings from AWS_* variables (keys, "
+                             "region, AWS_ENDPOINT_URL); check them") from None
 
 
 def _columns(ddl: str) -> list[tuple[str, str]]:

@@ -1,7 +1,11 @@
-"""One writer per warehouse: an advisory file lock that says who holds it.
+"""One writer per warehouse: an advisory lock that says who holds it.
 
-The OS releases a `flock` when its process dies (kill -9 included), so a crashed writer never
-leaves a stale lock behind; the JSON inside is only for the message to the next writer.
+With the SQLite catalog it is a file lock, `writer.lock` in the warehouse directory: the OS
+releases a `flock` when its process dies (kill -9 included), so a crashed writer never leaves a
+stale lock behind; the JSON inside is only for the message to the next writer. With a PostgreSQL
+catalog (a warehouse shared by machines, or on object storage, where no file lock reaches) it is
+a PostgreSQL advisory lock in the catalog's database (`warehouse/pglock.py`), released the same
+way when its holder dies.
 """
 
 from __future__ import annotations
@@ -16,8 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warehouse.errors import WarehouseError, WarehouseLocked
+from warehouse.lake import is_sqlite, require_shared_catalog
+
+if TYPE_CHECKING:
+    from warehouse.store import Warehouse
 
 
 def warehouse_directory(directory: Path, create: bool) -> Path:
@@ -36,7 +45,8 @@ def warehouse_directory(directory: Path, create: bool) -> Path:
     return directory
 
 
-def check_unlocked(directory: Path, wait_seconds: float = 0.0, create: bool = True) -> None:
+def check_unlocked(warehouse: Warehouse, wait_seconds: float = 0.0, create: bool = True
+                   ) -> None:
     """Fail now, before any slow start-up, if another writer holds the warehouse.
 
     A probe only (the lock is released at once); the writer takes it for real later. With
@@ -44,14 +54,40 @@ def check_unlocked(directory: Path, wait_seconds: float = 0.0, create: bool = Tr
     """
     if wait_seconds > 0:
         return
-    with writer_lock(directory, 0.0, create=create):
+    with warehouse_lock(warehouse, 0.0, create=create):
         pass
+
+
+@contextmanager
+def warehouse_lock(warehouse: Warehouse, wait_seconds: float = 0.0, create: bool = True
+                   ) -> Iterator[None]:
+    """Hold the writer lock of `warehouse`: advisory in PostgreSQL when the catalog is there,
+    else the file lock in its directory (see `writer_lock`).
+
+    Raises:
+        WarehouseLocked: another writer holds it (after `wait_seconds`), naming the holder.
+        WarehouseError: not a warehouse directory; object storage with the SQLite catalog.
+    """
+    location = warehouse.location
+    require_shared_catalog(location, warehouse.catalog)
+    if is_sqlite(warehouse.catalog):
+        with writer_lock(warehouse.path, wait_seconds, create):
+            yield
+        return
+    from warehouse.pglock import advisory_lock
+
+    if location.is_remote:
+        location.local.mkdir(parents=True, exist_ok=True)
+    else:
+        warehouse_directory(location.local, create)
+    with advisory_lock(str(warehouse.catalog), location.url, wait_seconds):
+        yield
 
 
 @contextmanager
 def writer_lock(directory: Path, wait_seconds: float = 0.0, create: bool = True
                 ) -> Iterator[None]:
-    """Hold the warehouse's writer lock, or raise `WarehouseLocked` naming the holder.
+    """Hold the file lock of a warehouse directory, or raise `WarehouseLocked` naming the holder.
 
     Args:
         directory: the warehouse directory (created if missing, unless `create` is off).

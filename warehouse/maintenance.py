@@ -194,4 +194,5 @@ def collect_garbage(writer: WarehouseWriter, keep: int, expire_rejected: bool = 
                                         and v.status != "expired"])
     for version_id in gone:
         shutil.rmtree(writer.warehouse.index_dir(version_id), ignore_errors=True)
+        writer.warehouse.location.delete(f"indexes/{version_id}")  # and its remote copy
     return sorted(gone)

@@ -5,7 +5,9 @@ connection whose views show one version), `vectors(version)`, `chunk_rows(versio
 Writers go through `Warehouse.writer()` (see `warehouse/writer.py`), which holds the lock.
 
 Directory layout: `catalog.sqlite` (the DuckLake catalog, unless PostgreSQL), `data/` (Parquet),
-`indexes/<version_id>/` (HNSW index + meta.json), `writer.lock`.
+`indexes/<version_id>/` (HNSW index + meta.json), `writer.lock`. A warehouse at `s3://bucket/prefix`
+has the same layout under that prefix (no catalog file, no lock file: both are in PostgreSQL),
+and `path` is then this machine's cache of its files (see `warehouse/location.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from warehouse import queries, sandbox
 from warehouse.codec import decode_table
 from warehouse.errors import NoActiveVersion, VersionExpired, VersionNotFound
 from warehouse.lake import connect as lake_connect
+from warehouse.location import Location, location_of
 from warehouse.schema import UNVERSIONED_VIEWS, VERSIONED_TABLES
 
 
@@ -93,7 +96,7 @@ class LakeSession:
         for v in self.all_versions():
             if v.version_id == version_id:
                 return v
-        raise VersionNotFound(f"version {version_id} is not in {self.warehouse.path}")
+        raise VersionNotFound(f"version {version_id} is not in {self.warehouse.where}")
 
     def head_documents(self) -> pa.Table:
         """(doc_id, content_hash, n_tokens, n_unknown) of the latest published state."""
@@ -124,11 +127,22 @@ class LakeSession:
 
 
 class Warehouse:
-    """Read access to one warehouse directory (and its catalog)."""
+    """Read access to one warehouse (and its catalog).
 
-    def __init__(self, path: Path, catalog: str | None = None) -> None:
-        self.path = Path(path)
+    `location` is where it lives (a directory or s3://bucket/prefix); `path` is the directory
+    this process reads and writes its files in: the warehouse itself, or the local cache of a
+    remote one.
+    """
+
+    def __init__(self, path: str | Path | Location, catalog: str | None = None) -> None:
+        self.location = location_of(path)
+        self.path = self.location.local
         self.catalog = catalog
+
+    @property
+    def where(self) -> str:
+        """The warehouse as a person named it: its directory, or its s3:// URL."""
+        return self.location.url if self.location.is_remote else str(self.path)
 
     def index_dir(self, version_id: int) -> Path:
         return self.path / "indexes" / str(version_id)
@@ -138,7 +152,7 @@ class Warehouse:
 
     @contextmanager
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = lake_connect(self.path, self.catalog, read_only=True)
+        con = lake_connect(self.location, self.catalog, read_only=True)
         try:
             yield con
         finally:
@@ -168,14 +182,14 @@ class Warehouse:
         if version_id is None:
             active = [v for v in versions if v.status == "active"]
             if not active:
-                raise NoActiveVersion(f"warehouse {self.path} has no active version; "
+                raise NoActiveVersion(f"warehouse {self.where} has no active version; "
                                       "run `embedpipe ingest SOURCE` first")
             return active[-1]
         for v in versions:
             if v.version_id == version_id:
                 return v
         known = ", ".join(str(v.version_id) for v in versions) or "none"
-        raise VersionNotFound(f"version {version_id} is not in {self.path} (versions: {known})")
+        raise VersionNotFound(f"version {version_id} is not in {self.where} (versions: {known})")
 
     def readable(self, version_id: int | None = None) -> Version:
         """Like `version`, but refuses a version whose data `gc` has removed.
@@ -209,7 +223,7 @@ class Warehouse:
         return con
 
     def _version_views(self, v: Version) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
-        con = lake_connect(self.path, self.catalog, read_only=True)
+        con = lake_connect(self.location, self.catalog, read_only=True)
         snap = int(v.lake_snapshot)
         for table in VERSIONED_TABLES:
             con.execute(queries.versioned_view(table, snap, v.version_id))
@@ -227,8 +241,8 @@ class Warehouse:
         """
         con, views = self._version_views(self.readable(version))
         try:
-            data = self.path.resolve() / "data"
-            sandbox.lock_down(con, [f"{data}/"], [str(self.path.resolve() / "catalog.sqlite")])
+            data = self.location.join("data") + "/"
+            sandbox.lock_down(con, [data], [str(self.path.resolve() / "catalog.sqlite")])
         except BaseException:
             con.close()
             raise
@@ -418,4 +432,4 @@ def open(path: str | Path, catalog: str | None = None) -> Warehouse:  # noqa: A0
     >>> [v.version_id for v in wh.versions()]   # doctest: +SKIP
     [1, 2]
     """
-    return Warehouse(Path(path), catalog)
+    return Warehouse(path, catalog)

@@ -22,7 +22,7 @@ from warehouse.codec import int8_scale, to_storage
 from warehouse.errors import MixedModels, WarehouseError
 from warehouse.faults import checkpoint
 from warehouse.lake import connect as lake_connect
-from warehouse.lock import writer_lock
+from warehouse.lock import warehouse_lock
 from warehouse.schema import (
     DRIFT_ROWS,
     METRICS_ROWS,
@@ -276,10 +276,10 @@ def open_writer(warehouse: Warehouse, wait_seconds: float = 0.0, lock: bool = Tr
     if warehouse.path.exists() and not warehouse.path.is_dir():
         raise WarehouseError(f"--warehouse {warehouse.path} is a file, not a warehouse directory")
     if not create and not warehouse.exists():
-        raise WarehouseError(f"no warehouse at {warehouse.path}: run `embedpipe ingest SOURCE` "
+        raise WarehouseError(f"no warehouse at {warehouse.where}: run `embedpipe ingest SOURCE` "
                              "first (or pass --warehouse / set EMBEDPIPE_WAREHOUSE)")
-    with writer_lock(warehouse.path, wait_seconds, create) if lock else nullcontext():
-        con = lake_connect(warehouse.path, warehouse.catalog)
+    with warehouse_lock(warehouse, wait_seconds, create) if lock else nullcontext():
+        con = lake_connect(warehouse.location, warehouse.catalog)
         try:
             yield WarehouseWriter(warehouse, con)
         finally:

@@ -29,9 +29,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console()
 err = Console(stderr=True)
 
-WarehouseOpt = Annotated[Path | None, typer.Option(
-    "--warehouse", "-w", help="warehouse directory (env EMBEDPIPE_WAREHOUSE; "
-    "default .embedpipe/warehouse)")]
+# A string, not a Path: "s3://bucket/prefix" must reach the config as written.
+WarehouseOpt = Annotated[str | None, typer.Option(
+    "--warehouse", "-w", help="warehouse directory or s3://bucket/prefix (env "
+    "EMBEDPIPE_WAREHOUSE; default .embedpipe/warehouse)")]
 CatalogOpt = Annotated[str | None, typer.Option(
     "--catalog", help="'sqlite' (default), postgresql://…, env:VAR or prefect-secret:NAME "
     "(env EMBEDPIPE_CATALOG)")]
@@ -57,7 +58,7 @@ def make_config(config: Path | None, **flags: Any) -> EmbedpipeConfig:
 class Where:
     """The options every warehouse command shares: --warehouse, --catalog, --config."""
 
-    warehouse: Path | None = None
+    warehouse: str | None = None
     catalog: str | None = None
     config_file: Path | None = None
 
@@ -90,7 +91,7 @@ def command(name: str | None = None) -> Callable[[Callable[..., None]], Callable
                for p in inspect.signature(func).parameters.values() if p.name != "where"]
 
         @functools.wraps(func)
-        def wrapper(*args: Any, warehouse: Path | None = None, catalog: str | None = None,
+        def wrapper(*args: Any, warehouse: str | None = None, catalog: str | None = None,
                     config: Path | None = None, **kwargs: Any) -> None:
             func(*args, where=Where(warehouse, catalog, config), **kwargs)
 

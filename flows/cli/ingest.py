@@ -54,7 +54,7 @@ def ingest(
         "source.id_field": id_field, "source.text_field": text_field,
         "warehouse.lock_wait_seconds": wait})
     check_source(source, cfg.source)
-    check_unlocked(cfg.warehouse.path, cfg.warehouse.lock_wait_seconds, create=True)
+    check_unlocked(cfg.warehouse.open(), cfg.warehouse.lock_wait_seconds, create=True)
     from flows.cli.render import print_problems, progress_bars, summary_table
 
     with progress_bars(enabled=not as_json), prefect_api(verbose):

@@ -36,7 +36,7 @@ def evaluate(
     cfg = where.config(**{"evaluate.beir": beir, "evaluate.beir_split": split,
                           "evaluate.sts": sts, "evaluate.modes": mode or None,
                           "evaluate.labels": labels})
-    check_unlocked(cfg.warehouse.path, cfg.warehouse.lock_wait_seconds, create=False)
+    check_unlocked(cfg.warehouse.open(), cfg.warehouse.lock_wait_seconds, create=False)
     with prefect_api(verbose):
         from flows.evaluate import evaluate_version
 
@@ -129,7 +129,7 @@ def retrain(
     if source is not None:
         check_source(source, cfg.source)
     open_check(cfg)
-    check_unlocked(cfg.warehouse.path, cfg.warehouse.lock_wait_seconds, create=False)
+    check_unlocked(cfg.warehouse.open(), cfg.warehouse.lock_wait_seconds, create=False)
     with prefect_api(verbose):
         from flows.retrain import retrain as retrain_flow
 

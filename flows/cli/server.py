@@ -233,7 +233,10 @@ def trigger(
     full = SHORT_NAMES.get(name, name)
     overrides = parse_params(param or [])
     if warehouse is not None:
-        set_dotted(overrides, "config.warehouse.path", str(warehouse.absolute()))
+        from warehouse.location import is_object_url
+
+        set_dotted(overrides, "config.warehouse.path",
+                   warehouse if is_object_url(warehouse) else str(Path(warehouse).absolute()))
     with get_client(sync_client=True) as client:
         try:
             deployment = client.read_deployment_by_name(full)
@@ -290,13 +293,13 @@ def warehouse_outcome(parameters: dict[str, Any]) -> dict[str, Any]:
     path = (parameters.get("overrides") or {}).get("warehouse.path")
     if not path:
         return {}
-    wh = Warehouse(Path(path), make_config(None).warehouse.catalog)
+    wh = Warehouse(path, make_config(None).warehouse.catalog)
     if not wh.exists():
         return {}
     versions = wh.versions()
     active = [v.version_id for v in versions if v.status == "active"]
     result: dict[str, Any] = {
-        "path": str(wh.path), "active_version": active[-1] if active else None,
+        "path": wh.where, "active_version": active[-1] if active else None,
         "latest_version": {"version_id": versions[-1].version_id,
                            "status": versions[-1].status} if versions else None}
     last = wh.last_drift_check()

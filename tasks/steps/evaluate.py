@@ -33,8 +33,10 @@ def artifact_key(warehouse: Warehouse, kind: str) -> str:
     Keys allow lowercase letters, digits and dashes: the warehouse's directory name, then a
     short hash of its full path (two warehouses called `wh` stay apart).
     """
-    digest = hashlib.sha1(str(warehouse.path.resolve()).encode()).hexdigest()[:8]
-    name = "".join(c if c.isalnum() else "-" for c in warehouse.path.name.lower()).strip("-")
+    url = warehouse.location.url  # the resolved directory, or s3://bucket/prefix
+    digest = hashlib.sha1(url.encode()).hexdigest()[:8]
+    last = url.rsplit("/", 1)[-1] if warehouse.location.is_remote else warehouse.path.name
+    name = "".join(c if c.isalnum() else "-" for c in last.lower()).strip("-")
     return f"embedpipe-{kind}-{name[:24] or 'warehouse'}-{digest}"
 
 
@@ -71,7 +73,7 @@ def evaluate_version(warehouse: Warehouse, version: Version, indexed: IndexedVer
     create_table_artifact(
         key=artifact_key(warehouse, "quality"),
         table=[{"version": version.version_id, **row} for row in rows],
-        description=f"Quality of version {version.version_id} of {warehouse.path}")
+        description=f"Quality of version {version.version_id} of {warehouse.where}")
     create_markdown_artifact(
         key=artifact_key(warehouse, "quality-summary"),
         markdown=f"# Quality of version {version.version_id}\n\n" + "\n".join(

@@ -6,7 +6,6 @@ take the `Warehouse` and open their own connections (the flow holds the writer l
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +26,7 @@ from tasks.steps import log
 from tasks.steps.timing import timed
 from warehouse.codec import StoreConfig
 from warehouse.faults import checkpoint
+from warehouse.location import Location
 from warehouse.plan import IngestPlan, plan_ingest
 from warehouse.reuse import missing_vectors
 from warehouse.store import Version, Warehouse
@@ -100,9 +100,9 @@ def embed_locally(hashes: list[str], texts: list[str], embedder: embed.Embedder,
 
 @task(name="embed-shard", cache_policy=NONE, retries=2)
 def embed_shard(hashes: list[str], texts: list[str], config: embed.EmbedConfig,
-                fingerprint: str, part: Path) -> str:
+                fingerprint: str, location: Location, part: str) -> str:
     # Retries: a worker lost mid-shard is the one transient failure of this stage.
-    return distributed.embed_shard(hashes, texts, config, fingerprint, part)
+    return distributed.embed_shard(hashes, texts, config, fingerprint, location, part)
 
 
 @timed("embed")
@@ -111,8 +111,8 @@ def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Emb
     """Vectors for chunk texts that have none yet under this model; the rest are reused.
 
     With `embed.dask_address` the texts go to the flow's Dask task runner, one task per
-    `embed.shard_size` texts (workers write Parquet parts under `staging/`); else they are
-    embedded here.
+    `embed.shard_size` texts (workers write Parquet parts under the warehouse's `staging/`,
+    a shared directory or its s3:// prefix); else they are embedded here.
     """
     with warehouse.session() as session:
         hashes, texts = missing_vectors(session, chunks, embedder.fingerprint)
@@ -120,16 +120,17 @@ def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Emb
         "stored vectors")
     if not config.dask_address:
         return cast(pa.Table, embed_locally(hashes, texts, embedder, config))
-    staging = warehouse.path / "staging" / run_id
+    staging, location = f"staging/{run_id}", warehouse.location
     step = config.shard_size
     futures = [embed_shard.submit(hashes[i:i + step], texts[i:i + step], config,
-                                  embedder.fingerprint, staging / f"part-{i // step:05d}.parquet")
+                                  embedder.fingerprint, location,
+                                  f"{staging}/part-{i // step:05d}.parquet")
                for i in range(0, len(hashes), step)]
     report("embed", 0, len(hashes))
     for done, _ in enumerate(as_completed(futures), start=1):
         report("embed", min(done * step, len(hashes)), len(hashes))
-    vectors = distributed.read_parts([f.result() for f in futures])  # in shard order
-    shutil.rmtree(staging, ignore_errors=True)
+    vectors = distributed.read_parts(location, [f.result() for f in futures])  # in shard order
+    location.delete(staging)
     return vectors
 
 

@@ -62,6 +62,7 @@ def write_card(warehouse: Warehouse, version_id: int) -> str:
     path = warehouse.path / "cards" / f"{version_id}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown)
+    warehouse.location.upload(f"cards/{version_id}.md")
     create_markdown_artifact(key=artifact_key(warehouse, "card"), markdown=markdown,
                              description=f"Card of version {version_id}")
     return str(path)

@@ -103,6 +103,7 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: prep.Corp
     """
     mined = mine(corpus.documents, config.mined_queries, config.mined_distractors, config.seed)
     path = mined.save(warehouse.path / "evalsets" / f"{mined.name}.json")
+    warehouse.location.upload(f"evalsets/{mined.name}.json")
     evaluation = evaluate_mined(mined, version_embedder(active), batch_size)
     with open_writer(warehouse, lock=False) as writer:
         writer.record_metrics(active.version_id, metric_rows([evaluation]))
