@@ -27,7 +27,14 @@ import pyarrow as pa
 
 from warehouse import queries
 from warehouse.errors import WarehouseError
-from warehouse.lake import catalog_attach_string, extension_path, sql_literal
+from warehouse.lake import (
+    catalog_attach_string,
+    create_s3_secret,
+    extension_path,
+    require_shared_catalog,
+    sql_literal,
+)
+from warehouse.location import Location, location_of
 from warehouse.store import Warehouse
 
 RUN_COLUMNS = """run_id, flow, started_at, finished_at, status, message, version_id, source,
@@ -180,12 +187,15 @@ class ReaderPool:
     A read nested in another on the same thread reuses the outer attachment.
     """
 
-    def __init__(self, directory: Path, catalog: str | None, size: int = 4) -> None:
-        self.directory = Path(directory).resolve()
+    def __init__(self, where: Path | Location, catalog: str | None, size: int = 4) -> None:
+        self.location = location_of(where)
+        require_shared_catalog(self.location, catalog)
+        self.directory = self.location.local.resolve()
         self.catalog = catalog
         self.size = size
         target, self._catalog_extension = catalog_attach_string(self.directory, catalog)
-        data = sql_literal(f"{self.directory / 'data'}/")
+        data = sql_literal(self.location.join("data") + "/" if self.location.is_remote
+                           else f"{self.directory / 'data'}/")
         # Read-only and at the data's current place, as `warehouse.lake.connect` attaches it.
         self._attach = (f"ATTACH {sql_literal(target)} AS lake "
                         f"(DATA_PATH {data}, OVERRIDE_DATA_PATH true, READ_ONLY)")
@@ -246,8 +256,11 @@ class ReaderPool:
             return self._idle.get()  # every instance is busy: wait for one
         con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                      "autoload_known_extensions": False})
-        for name in (self._catalog_extension, "ducklake"):
+        remote = self.location.is_remote
+        for name in (self._catalog_extension, "ducklake") + (("httpfs",) if remote else ()):
             con.execute("LOAD " + sql_literal(str(extension_path(name))))
+        if remote:
+            create_s3_secret(con)
         return con
 
     def _give(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -257,9 +270,10 @@ class ReaderPool:
 class PooledWarehouse(Warehouse):
     """A `Warehouse` whose reads go through a `ReaderPool` (for long-running readers)."""
 
-    def __init__(self, path: Path, catalog: str | None = None, pool_size: int = 4) -> None:
+    def __init__(self, path: str | Path | Location, catalog: str | None = None,
+                 pool_size: int = 4) -> None:
         super().__init__(path, catalog)
-        self.pool = ReaderPool(self.path, catalog, pool_size)
+        self.pool = ReaderPool(self.location, catalog, pool_size)
 
     @contextmanager
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -154,7 +154,7 @@ def connect(where: Path | Location, catalog: str | None = None, read_only: bool 
         con.execute("LOAD " + sql_literal(str(extension_path(name))))
     if location.is_remote:
         data = location.join("data") + "/"
-        _create_s3_secret(con)
+        create_s3_secret(con)
     else:
         directory = directory.resolve()
         data_path = directory / "data"
@@ -181,7 +181,7 @@ def connect(where: Path | Location, catalog: str | None = None, read_only: bool 
     return con
 
 
-def _create_s3_secret(con: duckdb.DuckDBPyConnection) -> None:
+def create_s3_secret(con: duckdb.DuckDBPyConnection) -> None:
     """A temporary (this connection only, never persisted) S3 secret from the environment."""
     from warehouse.s3 import S3Settings
 

@@ -85,7 +85,7 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
             data["html"] = Markup(data.pop("_html", ""))  # rendered with raw HTML off
             return templates.TemplateResponse(request, page.template, {
                 "page": data, "charts": figures, "nav": NAV, "current": page.name,
-                "warehouse": str(wh.path), "now": now()})
+                "warehouse": wh.where, "now": now()})
 
         def api_json(request: Request) -> Response:
             with wh.reading():
@@ -123,7 +123,7 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
                 return JSONResponse({"error": message}, status_code=status)
             return templates.TemplateResponse(request, "error.html", {
                 "page": {"status": status, "error": message}, "charts": {}, "nav": NAV,
-                "current": "", "warehouse": str(wh.path), "now": now()}, status_code=status)
+                "current": "", "warehouse": wh.where, "now": now()}, status_code=status)
         return handle
 
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],

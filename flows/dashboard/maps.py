@@ -36,7 +36,7 @@ def map_page(dash: Dashboard, version_id: int | None) -> tuple[dict[str, Any], p
     versions = {v.version_id: v for v in wh.versions()}
     mapped = {m["version_id"]: m for m in history.mapped_versions(wh)}
     if version_id is not None and version_id not in versions:
-        raise VersionNotFound(f"version {version_id} is not in {wh.path}")
+        raise VersionNotFound(f"version {version_id} is not in {wh.where}")
     if version_id is None:
         active = [i for i, v in versions.items() if v.status == "active" and i in mapped]
         version_id = active[-1] if active else max(mapped, default=None)

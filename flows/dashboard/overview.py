@@ -62,7 +62,7 @@ def overview(dash: Dashboard) -> dict[str, Any]:
     chips: list[Chip] = [s["chip"] if s else "grey" for s in sections.values()]
     if active is None:
         chips.append("red")
-    return {"warehouse": str(wh.path), "generated_at": at, "status": worst(chips), **sections,
+    return {"warehouse": wh.where, "generated_at": at, "status": worst(chips), **sections,
             "runs": [run_row(r, dash.links, at) for r in runs]}
 
 
