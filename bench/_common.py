@@ -18,6 +18,15 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
+def stsb_test() -> Path | None:
+    """STS-B's test file, or None (and a line saying why) when the data is absent."""
+    path = DATA_DIR / "stsb" / "sts-test.csv"
+    if not path.exists():
+        print(f"skipped: STS-B not found at {path} (set EMBEDPIPE_DATA_DIR)")
+        return None
+    return path
+
+
 def scifact_corpus() -> Path | None:
     path = DATA_DIR / "scifact" / "corpus.jsonl"
     return path if path.exists() else None

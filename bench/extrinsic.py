@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from _common import DATA_DIR, write_result
+from _common import stsb_test, write_result
 
 from tasks.bias import evaluate_bias, load_tests
 from tasks.embed import EmbedConfig, embed_texts, load_embedder
@@ -24,9 +24,8 @@ from tasks.extrinsic import clustering, linear_probe
 
 
 def main() -> None:
-    path = DATA_DIR / "stsb" / "sts-test.csv"
-    if not path.exists():
-        print(f"skipped: STS-B not found at {path}")
+    path = stsb_test()
+    if path is None:
         return
     labelled = load_labelled(path)
     embedder = load_embedder(EmbedConfig())

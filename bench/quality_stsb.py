@@ -6,7 +6,7 @@ Usage: python bench/quality_stsb.py
 
 from __future__ import annotations
 
-from _common import DATA_DIR, write_result
+from _common import stsb_test, write_result
 
 from tasks.embed import EmbedConfig, embed_texts, load_embedder
 from tasks.evalsets import load_sts
@@ -16,9 +16,8 @@ PUBLISHED = 0.8203
 
 
 def main() -> None:
-    path = DATA_DIR / "stsb" / "sts-test.csv"
-    if not path.exists():
-        print(f"skipped: STS-B not found at {path}")
+    path = stsb_test()
+    if path is None:
         return
     sts = load_sts(path)
     embedder = load_embedder(EmbedConfig())

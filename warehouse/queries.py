@@ -152,13 +152,16 @@ def embeddings_view(snapshot: int, fingerprint: str, dimension: int) -> str:
           ON e.text_hash = c.text_hash AND e.model_fingerprint = '{fp}'"""
 
 
-def version_vectors(snapshot: int, coded: bool = True) -> str:
-    """(chunk_key, vector) of a version; bind the model fingerprint."""
+def version_vectors(snapshot: int, coded: bool = True, of_keys: bool = False) -> str:
+    """(chunk_key, vector) of a version; bind the model fingerprint, and with `of_keys` the
+    list of chunk keys wanted."""
+    only = "WHERE list_contains(?, c.chunk_key)" if of_keys else ""
     return f"""
         SELECT c.chunk_key, e.vector, {_codes(coded)}
         FROM lake.chunks c {_at(snapshot)}
         JOIN lake.embeddings e
           ON e.text_hash = c.text_hash AND e.model_fingerprint = ?
+        {only}
         ORDER BY c.chunk_key"""
 
 
@@ -202,17 +205,6 @@ def reference_chunks(snapshot: int, coded: bool = True) -> str:
         JOIN lake.embeddings e
           ON e.text_hash = one.text_hash AND e.model_fingerprint = ?
         ORDER BY hash(one.doc_id, ?::BIGINT) LIMIT ?"""
-
-
-def vectors_of_keys(snapshot: int, coded: bool = True) -> str:
-    """(chunk_key, vector) for a list of chunk keys; bind the fingerprint and the key list."""
-    return f"""
-        SELECT c.chunk_key, e.vector, {_codes(coded)}
-        FROM lake.chunks c {_at(snapshot)}
-        JOIN lake.embeddings e
-          ON e.text_hash = c.text_hash AND e.model_fingerprint = ?
-        WHERE list_contains(?, c.chunk_key)
-        ORDER BY c.chunk_key"""
 
 
 def chunk_spread(snapshot: int) -> str:

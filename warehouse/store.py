@@ -318,8 +318,8 @@ class Warehouse:
 
     def chunk_vectors(self, version: Version, keys: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(chunk keys, vectors) of the given chunks of `version`, by key."""
-        table = self._table(queries.vectors_of_keys(int(version.lake_snapshot), self._coded()),
-                            [version.model_fingerprint, keys])
+        sql = queries.version_vectors(int(version.lake_snapshot), self._coded(), of_keys=True)
+        table = self._table(sql, [version.model_fingerprint, keys])
         return table["chunk_key"].to_numpy().astype(np.int64), self._decode(table, version)
 
     def _coded(self) -> bool:

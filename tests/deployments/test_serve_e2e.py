@@ -233,3 +233,39 @@ def test_a_missing_source_is_registered_paused_in_one_line(tmp_path):
     deployments = {d.name: d for d in build_deployments(settings, config, tmp_path)}
     assert deployments["monitor"].paused and not deployments["ingest"].paused
     assert deployments["ingest"].parameters["source"] == str(tmp_path / "corpus")
+
+
+def test_serve_port_puts_the_ui_and_trigger_on_that_port(tmp_path):
+    """`serve --port N` served a UI that called the API on 4200 ("Can't connect to Server API"),
+    and `trigger` did not find the server without a hand-exported PREFECT_API_URL."""
+    from urllib.request import urlopen
+
+    from flows.cli.common import api_healthy, free_port
+
+    port = free_port()
+    home = tmp_path / "home"
+    env = {**os.environ, "EMBEDPIPE_HOME": str(home), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1"}
+    env.pop("PREFECT_API_URL", None)
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([EMBEDPIPE, "serve", "--port", str(port), "--warehouse",
+                             str(tmp_path / "wh")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+
+    def listed() -> list[str]:
+        done = subprocess.run([EMBEDPIPE, "trigger", "--list", "--json"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        return [r["short"] for r in json.loads(done.stdout)] if done.returncode == 0 else []
+
+    try:
+        wait_until(lambda: api_healthy(api), 120, "embedpipe serve's Prefect server", proc)
+        with urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=30) as response:
+            assert json.load(response)["api_url"] == api  # the UI calls the API on N
+        assert json.loads((home / "server.json").read_text())["api_url"] == api
+        # trigger finds that server with no PREFECT_API_URL, and sees its deployments
+        wait_until(lambda: {"ingest", "monitor", "retrain", "evaluate"} <= set(listed()), 120,
+                   "deployments listed through the recorded server", proc)
+    finally:
+        stop_process_group(proc)
+        log.close()
