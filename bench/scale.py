@@ -70,7 +70,12 @@ def ingest(source: Path, warehouse: Path, cap_kb: int) -> dict:
     Raises:
         OverCap: its RSS passed `cap_kb` (it is killed; the message has the RSS timeline).
     """
+    # The hash embedder's vectors are uniform on the sphere: the hardest case for HNSW (no
+    # cluster structure), where recall@10 0.99 needs ef > 512 at 100k. The recall target is
+    # about real embeddings; here 0.95 lets the versions be promoted, so that the unchanged
+    # re-ingest compares with an active version as in production.
     env = {**os.environ, "EMBEDPIPE_EMBED__MODEL": "hash", "EMBEDPIPE_MAP__METHOD": "pca",
+           "EMBEDPIPE_INDEX__TARGET_RECALL": "0.95",
            "HF_HUB_OFFLINE": "1", "PREFECT_LOGGING_LEVEL": "CRITICAL"}
     started = time.perf_counter()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "embedpipe"), "ingest",
@@ -115,7 +120,8 @@ def search_latency(warehouse: Path, queries: int = 200) -> dict:
     from flows.search import Searcher
     from warehouse.store import Warehouse
 
-    searcher = Searcher(Warehouse(warehouse))
+    wh = Warehouse(warehouse)
+    searcher = Searcher(wh, wh.versions()[-1].version_id)  # the newest, active or not
     rng = random.Random(1)
     texts = [" ".join(rng.choice(WORDS) for _ in range(6)) for _ in range(queries)]
     searcher.search(texts[0])
@@ -138,10 +144,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--root", type=Path, default=Path("/tmp/embedpipe-scale"))
     parser.add_argument("--rss-cap-gb", type=float, default=16.0)
+    parser.add_argument("--reingest-max", type=int, default=300_000,
+                        help="larger sizes get the full ingest only (no unchanged/edited runs)")
     args = parser.parse_args()
     cap_kb = int(args.rss_cap_gb * 1024 * 1024)
     args.root.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results: dict[str, dict] = {}
     for n in [int(x) for x in args.sizes.split(",")]:
         source, edited = args.root / f"corpus-{n}.jsonl", args.root / f"edited-{n}.jsonl"
         if not source.exists():
@@ -155,20 +163,23 @@ def main() -> None:
             results[str(n)] = {"over_rss_cap": str(exc)}
             write_result("scale", {"results": results, "machine_at_end": machine()})
             break
-        unchanged = ingest(source, warehouse, cap_kb)
-        one_percent = ingest(edited, warehouse, cap_kb)
-        row = {"full": full, "unchanged": unchanged, "edited_1pct": one_percent,
-               "seconds_per_1000_documents": round(1000 * full["wall_seconds"] / n, 3),
-               "unchanged_share_of_full": round(unchanged["wall_seconds"] / full["wall_seconds"],
-                                                4),
-               "warehouse_bytes": bytes_of(warehouse), "search": search_latency(warehouse)}
+        row: dict = {"full": full,
+                     "seconds_per_1000_documents": round(1000 * full["wall_seconds"] / n, 3)}
+        if n <= args.reingest_max:
+            unchanged = ingest(source, warehouse, cap_kb)
+            row.update(unchanged=unchanged, edited_1pct=ingest(edited, warehouse, cap_kb),
+                       unchanged_share_of_full=round(unchanged["wall_seconds"]
+                                                     / full["wall_seconds"], 4))
+        row.update(warehouse_bytes=bytes_of(warehouse), search=search_latency(warehouse))
         results[str(n)] = row
         per_k = row["seconds_per_1000_documents"]
+        again = (f"unchanged {row['unchanged']['wall_seconds']} s "
+                 f"({row['unchanged_share_of_full']:.1%}); 1% edited "
+                 f"{row['edited_1pct']['wall_seconds']} s; " if "unchanged" in row else "")
         print(f"{n:>9,d} docs: full {full['wall_seconds']:.0f} s ({per_k} s/1k docs), "
-              f"peak {full['peak_rss_mb']} MB; unchanged {unchanged['wall_seconds']} s "
-              f"({row['unchanged_share_of_full']:.1%}); 1% edited "
-              f"{one_percent['wall_seconds']} s; {row['warehouse_bytes'] / 1e9:.2f} GB; "
-              f"search p50 {row['search']['p50_ms']} ms", flush=True)
+              f"peak {full['peak_rss_mb']} MB, status {full['status']}; {again}"
+              f"{row['warehouse_bytes'] / 1e9:.2f} GB; search p50 {row['search']['p50_ms']} ms",
+              flush=True)
         write_result("scale", {"results": results, "machine_at_end": machine()})
     sizes = sorted((k for k in results if "full" in results[k]), key=int)
     if len(sizes) > 1:
@@ -176,8 +187,10 @@ def main() -> None:
             results[sizes[0]]["seconds_per_1000_documents"]
         print(f"time per document at {int(sizes[-1]):,d} vs {int(sizes[0]):,d}: {slope:.2f}x "
               "(goal <= 1.3)")
-        results["slope"] = round(slope, 3)
-    write_result("scale", {"results": results, "machine_at_end": machine()})
+    else:
+        slope = None
+    write_result("scale", {"results": results, "time_per_document_slope": slope and round(slope, 3),
+                           "machine_at_end": machine()})
 
 
 if __name__ == "__main__":

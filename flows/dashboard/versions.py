@@ -93,11 +93,14 @@ def parent_diff(dash: Dashboard, v: Version) -> dict[str, Any] | None:
         return None
     if v.status == "expired":
         return {"parent_id": v.parent_id, "unavailable": f"version {v.version_id} was expired"}
-    try:
-        diff = diff_versions(dash.warehouse, v.parent_id, v.version_id).as_dict()
-    except VersionExpired:
-        return {"parent_id": v.parent_id,
-                "unavailable": f"parent version {v.parent_id} was expired by `embedpipe gc`"}
+    key = (v.parent_id, v.version_id)
+    if key not in dash.diffs:
+        try:
+            dash.diffs[key] = diff_versions(dash.warehouse, *key).as_dict()
+        except VersionExpired:
+            return {"parent_id": v.parent_id,
+                    "unavailable": f"parent version {v.parent_id} was expired by `embedpipe gc`"}
+    diff = dash.diffs[key]
     return {"parent_id": v.parent_id, "model_changed": diff["model_changed"],
             "counts": diff["counts"],
             "documents": {k: ids[:DIFF_IDS] for k, ids in diff["documents"].items()},

@@ -20,7 +20,7 @@ from tasks.embed import embed_texts
 from tasks.evalsets import load_beir
 from tasks.index import ExactIndex, recall_at_k
 from tasks.indexing import load_version_index
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, write_jsonl
 from warehouse.store import open as open_warehouse
 
 pytestmark = pytest.mark.slow
@@ -162,3 +162,25 @@ def test_evaluate_command_with_sts_pairs(ingested, tmp_path):
     assert rows[("sts:sts-sample.csv", "spearman")] > 0.75
     stored = open_warehouse(config.warehouse.path).metrics(1)
     assert any(r["evaluator"] == "sts:sts-sample.csv" for r in stored)
+
+
+def test_evaluate_command_with_labels(ingested, tmp_path):
+    """`evaluate --labels FILE`: a linear probe (beside the majority class of the same folds)
+    and k-means against the labels, stored with the version."""
+    from tests.flows.test_monitor_retrain import cooking_notes
+
+    config, _ = ingested
+    recipes = [{"text": n["text"], "label": "recipe"} for n in cooking_notes(24)]
+    weather = [{"text": f"Station {i} reports {i % 7 + 2} mm of rain and gusts of {20 + i} km/h "
+                        "from the north-west; fog clears by noon.", "label": "weather"}
+               for i in range(16)]
+    labelled = write_jsonl(tmp_path / "topics.jsonl", recipes + weather)
+    result = CliRunner().invoke(app, ["evaluate", "--version", "1", "--labels", str(labelled),
+                                      "--json", "--warehouse", str(config.warehouse.path)])
+    assert result.exit_code == 0, result.output
+    rows = {(r["evaluator"], r["metric"]): r["value"] for r in json.loads(result.output)}
+    assert rows[("probe:topics.jsonl", "majority_accuracy")] == pytest.approx(24 / 40)
+    assert rows[("probe:topics.jsonl", "accuracy")] == 1.0  # two topics a model tells apart
+    assert rows[("clusters:topics.jsonl", "v_measure")] > 0.9
+    stored = {r["evaluator"] for r in open_warehouse(config.warehouse.path).metrics(1)}
+    assert {"probe:topics.jsonl", "clusters:topics.jsonl"} <= stored
