@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--root", type=Path, default=Path("/tmp/embedpipe-scale"))
     parser.add_argument("--rss-cap-gb", type=float, default=16.0)
+    parser.add_argument("--result-name", default="scale", help="bench/results/NAME.json")
     parser.add_argument("--reingest-max", type=int, default=300_000,
                         help="larger sizes get the full ingest only (no unchanged/edited runs)")
     args = parser.parse_args()
@@ -161,7 +162,7 @@ def main() -> None:
         except OverCap as exc:
             print(f"{n:>9,d} docs: {exc}", flush=True)
             results[str(n)] = {"over_rss_cap": str(exc)}
-            write_result("scale", {"results": results, "machine_at_end": machine()})
+            write_result(args.result_name, {"results": results, "machine_at_end": machine()})
             break
         row: dict = {"full": full,
                      "seconds_per_1000_documents": round(1000 * full["wall_seconds"] / n, 3)}
@@ -180,7 +181,7 @@ def main() -> None:
               f"peak {full['peak_rss_mb']} MB, status {full['status']}; {again}"
               f"{row['warehouse_bytes'] / 1e9:.2f} GB; search p50 {row['search']['p50_ms']} ms",
               flush=True)
-        write_result("scale", {"results": results, "machine_at_end": machine()})
+        write_result(args.result_name, {"results": results, "machine_at_end": machine()})
     sizes = sorted((k for k in results if "full" in results[k]), key=int)
     if len(sizes) > 1:
         slope = results[sizes[-1]]["seconds_per_1000_documents"] / \
@@ -189,8 +190,8 @@ def main() -> None:
               "(goal <= 1.3)")
     else:
         slope = None
-    write_result("scale", {"results": results, "time_per_document_slope": slope and round(slope, 3),
-                           "machine_at_end": machine()})
+    write_result(args.result_name, {"results": results, "machine_at_end": machine(),
+                                    "time_per_document_slope": slope and round(slope, 3)})
 
 
 if __name__ == "__main__":
