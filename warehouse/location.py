@@ -52,6 +52,14 @@ class Location(ABC):
     def delete(self, name: str) -> None:
         """Remove a file or a whole folder, here and (remote) in the local copy."""
 
+    def remove_local(self, name: str) -> None:
+        """Remove `local/name` (a file or a whole folder), if there."""
+        path = self.local / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
     @abstractmethod
     def upload(self, name: str, last: str | None = None) -> None:
         """Copy `local/name` (a file or a folder) to the real home; `last`: a file of that
@@ -83,11 +91,7 @@ class LocalLocation(Location):
         path.write_bytes(data)
 
     def delete(self, name: str) -> None:
-        path = self.local / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        self.remove_local(name)
 
     def upload(self, name: str, last: str | None = None) -> None:
         """Nothing to copy: the directory is the warehouse."""

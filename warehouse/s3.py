@@ -141,11 +141,7 @@ class S3Location(Location):
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             self.client.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": k} for k in keys[start:start + 1000]]})
-        local = self.local / name
-        if local.is_dir():
-            shutil.rmtree(local, ignore_errors=True)
-        else:
-            local.unlink(missing_ok=True)
+        self.remove_local(name)
 
     def upload(self, name: str, last: str | None = None) -> None:
         local = self.local / name
