@@ -31,6 +31,7 @@ import numpy as np
 
 from tasks.embed import EmbedConfig, fingerprint_directory
 from tasks.errors import ModelError
+from tasks.progress import report
 
 FORMAT = 1  # bumped when the export recipe changes: older exports are rebuilt
 MIN_COSINE = {"onnx": 0.99, "onnx-int8": 0.98, "openvino": 0.99}
@@ -76,10 +77,13 @@ def _build_missing(source: Path, backend: str, root: Path) -> Path:
     staging = root / f".{directory.name}.{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    stage = f"export {backend} (once per model)"
+    report(stage, 0, 1)  # about 25 s: the progress bar says why the first run waits
     try:
         with _quiet():
             build(source, backend, staging)
         staging.rename(directory)
+        report(stage, 1, 1)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory

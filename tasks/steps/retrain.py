@@ -129,7 +129,7 @@ def train_model(warehouse: Warehouse, active: Version, corpus: prep.Corpus,
     shutil.rmtree(staging, ignore_errors=True)
     facts = finetune.finetune(active.model_location, pairs, config, staging)
     shutil.rmtree(staging / "_trainer", ignore_errors=True)
-    fingerprint = load_embedder(EmbedConfig(model=str(staging))).fingerprint
+    fingerprint = load_embedder(EmbedConfig(model=str(staging), backend="torch")).fingerprint
     final = warehouse.models_dir() / fingerprint
     if final.exists():  # the same weights were trained before: keep that copy
         shutil.rmtree(staging)
