@@ -13,7 +13,13 @@ from prefect import Flow, flow
 
 from flows.config import EmbedpipeConfig, resolve
 from flows.outcome import finish, ingest_outcome
-from flows.summary import IngestSummary, summarize_corpus, summarize_publication, table_rows
+from flows.summary import (
+    IngestSummary,
+    summarize_corpus,
+    summarize_publication,
+    summarize_unchanged,
+    table_rows,
+)
 from tasks.errors import EmbedpipeError
 from tasks.prep import Chunking, Corpus
 from tasks.steps import evaluate as evaluating
@@ -41,8 +47,7 @@ def ingest_corpus(source: str, config: EmbedpipeConfig | None = None,
     started = report.now()
     with warehouse_lock(warehouse, config.warehouse.lock_wait_seconds):
         try:
-            corpus = steps.read_corpus(Path(source), config.source, config.clean)
-            summary = ingest_documents(corpus, config, warehouse, f"ingest {source}")
+            summary = ingest_source(Path(source), config, warehouse)
         except (EmbedpipeError, WarehouseError) as exc:  # on record, then as it was
             report.record_run(warehouse, "ingest", started, "failed", " ".join(str(exc).split()),
                               None, source, {})
@@ -55,11 +60,31 @@ def ingest_corpus(source: str, config: EmbedpipeConfig | None = None,
     return finish(summary, name, message)
 
 
-def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehouse,
-                     message: str) -> IngestSummary:
-    """The ingest recipe, for callers that already hold the writer lock (ingest, retrain)."""
+def ingest_source(source: Path, config: EmbedpipeConfig, warehouse: Warehouse) -> IngestSummary:
+    """Read the source and ingest it, unless the active version was read from these very bytes
+    with the same settings, model and chunking: then nothing is read at all."""
     with stage_timer() as timer:
-        embedder = steps.load_model(config.embed)
+        key = steps.fingerprint_source(source, config.source, config.clean)
+        active = steps.active_version_of_source(warehouse, key)
+        embedder = steps.load_model(config.embed) if active else None
+        if active and embedder and steps.same_setup(active, embedder, config.chunk):
+            unchanged = summarize_unchanged(active, str(source), timer.seconds)
+            if unchanged:
+                return unchanged
+        corpus = steps.read_corpus(source, config.source, config.clean)
+        return ingest_documents(corpus, config, warehouse, f"ingest {source}", key, embedder)
+
+
+def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehouse,
+                     message: str, source_key: str | None = None,
+                     embedder: Any = None) -> IngestSummary:
+    """The ingest recipe, for callers that already hold the writer lock (ingest, retrain).
+
+    `source_key` (tasks.prep.source_key) is recorded on the version, so that a re-run over the
+    same bytes is known unchanged without reading; `embedder`: one already loaded.
+    """
+    with stage_timer(reuse=True) as timer:
+        embedder = embedder or steps.load_model(config.embed)
         chunking = Chunking(config.chunk, embedder.max_seq_length)
         plan = steps.plan_changes(warehouse, corpus, embedder.fingerprint, chunking)
         summary = summarize_corpus(corpus, plan, timer.seconds)
@@ -68,7 +93,8 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
         documents, chunks = steps.chunk_changed(corpus, plan, embedder.tokenizer, chunking)
         vectors = steps.embed_new_chunks(warehouse, chunks, embedder, config.embed,
                                          plan.corpus_fingerprint)
-        version = steps.publish_version(warehouse, draft(embedder, chunking, plan, message),
+        version = steps.publish_version(warehouse,
+                                        draft(embedder, chunking, plan, message, source_key),
                                         documents, chunks, plan, vectors, corpus.quarantine,
                                         config.store)
         queries = evaluating.embed_eval_queries(config.evaluate, embedder,
@@ -90,11 +116,13 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
         "status": "published" if decision.passed else "rejected"})
 
 
-def draft(embedder: Any, chunking: Chunking, plan: Any, message: str) -> VersionDraft:
+def draft(embedder: Any, chunking: Chunking, plan: Any, message: str,
+          source_key: str | None) -> VersionDraft:
     """What the new version is made of, besides its rows."""
     return VersionDraft(embedder.name, embedder.location, embedder.fingerprint,
                         embedder.dimension, chunking.record(), plan.corpus_fingerprint,
-                        message=message, model_backend=embedder.backend)
+                        message=message, model_backend=embedder.backend,
+                        source_fingerprint=source_key)
 
 
 def ingest_flow_for(config: EmbedpipeConfig) -> Flow[..., IngestSummary]:

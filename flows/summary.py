@@ -93,6 +93,23 @@ def summarize_corpus(corpus: Corpus, plan: IngestPlan, seconds: dict[str, float]
         problems=problems.to_pylist(), stage_seconds=dict(seconds))
 
 
+# What a version's stored summary says of its corpus: the same for a re-run over its source.
+_CORPUS_COUNTS = ("input_documents", "kept", "exact_duplicates", "near_duplicates", "quarantined",
+                  "quarantined_by_reason", "problems")
+
+
+def summarize_unchanged(active: Version, source: str, seconds: dict[str, float]
+                        ) -> IngestSummary | None:
+    """The summary of a re-run over the very source (bytes and settings) `active` was read from,
+    its counts as recorded then; None when that version's summary lacks them."""
+    past = active.summary
+    if not all(key in past for key in _CORPUS_COUNTS):
+        return None
+    return IngestSummary(source=source, status="unchanged", version_id=active.version_id,
+                         documents_unchanged=past["kept"], stage_seconds=dict(seconds),
+                         **{key: past[key] for key in _CORPUS_COUNTS})
+
+
 def summarize_publication(summary: IngestSummary, plan: IngestPlan, chunks: pa.Table,
                           vectors: pa.Table, version: Version, index: IndexReport,
                           seconds: dict[str, float]) -> IngestSummary:

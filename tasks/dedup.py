@@ -5,11 +5,13 @@ exact duplicate (same content hash as a kept document) or a near duplicate (MinH
 word shingles at least the threshold with a kept document), naming the kept twin.
 
 Memory is arrays, not per-document Python objects: MinHash signatures are rows of a uint32
-matrix, and the LSH index is, per band, a sorted array of bucket hashes beside the row each
-belongs to — a shard's bands are looked up with `searchsorted` and appended. A million
-documents with 128 permutations in 32 bands take about 512 MB of signatures and 400 MB of
-index. The bands (4 rows each) make a pair at Jaccard 0.7 a candidate with probability 0.99;
-candidates are confirmed on the signatures' estimated Jaccard.
+matrix (grown by doubling), and the LSH index is, per band, a few sorted runs of bucket hashes
+beside the row each belongs to — a shard's bands are looked up with `searchsorted` in each run
+and added as a new run, and runs of similar size merge (as in an LSM tree), so adding a shard
+costs O(shard · log n), never a re-sort of everything kept. A million documents with 128
+permutations in 32 bands take about 512 MB of signatures and 512 MB of index. The bands (4
+rows each) make a pair at Jaccard 0.7 a candidate with probability 0.99; candidates are
+confirmed on the signatures' estimated Jaccard.
 Hashing is vectorised: word hashes once per document, shingle hashes as a rolling polynomial,
 minima over all permutations in one `reduceat` per shard.
 """
@@ -57,8 +59,7 @@ class Deduplicator:
     _hashes: dict[str, str] = field(default_factory=dict)  # content hash -> kept doc id
     _ids: list[str] = field(default_factory=list)  # kept doc id per signature row
     _signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))
-    _buckets: list[np.ndarray] = field(default_factory=list)  # per band, sorted bucket hashes
-    _rows: list[np.ndarray] = field(default_factory=list)  # per band, signature row per bucket
+    _index: list[_SortedRuns] = field(default_factory=list)  # per band: bucket hash -> row
 
     def __post_init__(self) -> None:
         if self.permutations % self.bands:
@@ -67,9 +68,8 @@ class Deduplicator:
         rng = np.random.default_rng(self.seed)
         self._a = rng.integers(1, int(_PRIME), size=self.permutations, dtype=np.uint64)
         self._b = rng.integers(0, int(_PRIME), size=self.permutations, dtype=np.uint64)
-        self._signatures = np.zeros((0, self.permutations), np.uint32)
-        self._buckets = [np.zeros(0, np.uint64) for _ in range(self.bands)]
-        self._rows = [np.zeros(0, np.int64) for _ in range(self.bands)]
+        self._signatures = np.zeros((1024, self.permutations), np.uint32)  # first `kept` rows
+        self._index = [_SortedRuns() for _ in range(self.bands)]
 
     def shard(self, doc_ids: list[str], texts: list[str], content_hashes: list[str]
               ) -> list[Verdict]:
@@ -79,28 +79,44 @@ class Deduplicator:
         earlier shard or earlier in this one.
         """
         verdicts = [Verdict("kept") for _ in doc_ids]
-        candidates = []
-        for i, (doc_id, digest) in enumerate(zip(doc_ids, content_hashes, strict=True)):
+        candidates: list[int] = []
+        copies: dict[int, int] = {}  # a copy of a text first seen in this shard -> that first
+        first_here: dict[str, int] = {}
+        for i, digest in enumerate(content_hashes):
             if digest in self._hashes:
                 verdicts[i] = Verdict("exact", self._hashes[digest])
+            elif digest in first_here:
+                copies[i] = first_here[digest]
             else:
-                self._hashes[digest] = doc_id
+                first_here[digest] = i
                 candidates.append(i)
-        if not self.near or not candidates:
-            return verdicts
+        if self.near and candidates:
+            self._near_verdicts(doc_ids, texts, candidates, verdicts)
+        for i in candidates:
+            if verdicts[i].kind == "kept":
+                self._hashes[content_hashes[i]] = doc_ids[i]
+        for i, first in copies.items():  # the fate of its first copy: kept, or a duplicate
+            fate = verdicts[first]
+            verdicts[i] = Verdict("exact", doc_ids[first]) if fate.kind == "kept" else fate
+        return verdicts
+
+    def _near_verdicts(self, doc_ids: list[str], texts: list[str], candidates: list[int],
+                       verdicts: list[Verdict]) -> None:
+        """Mark the near duplicates among `candidates` (of documents kept in earlier shards or
+        earlier in this one); the others join the index."""
         signatures = self.signatures([texts[i] for i in candidates])
         bands = self._band_hashes(signatures)
         earlier = self._index_candidates(bands)
         local: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
         kept: list[int] = []
+        ids_here = [doc_ids[i] for i in candidates]
         for n, i in enumerate(candidates):
-            twin, similarity = self._best(signatures[n], earlier[n], self._signatures, self._ids)
+            twin, similarity = self._best(signatures[n], earlier[n], self._kept_signatures,
+                                          self._ids)
             mine = sorted({m for band, bucket in enumerate(bands[n].tolist())
                            for m in local[band].get(bucket, ())})  # kept earlier in this shard
             if mine:
-                twin_here, sim_here = self._best(signatures[n], mine, signatures,
-                                                 [doc_ids[candidates[m]] for m in
-                                                  range(len(candidates))])
+                twin_here, sim_here = self._best(signatures[n], mine, signatures, ids_here)
                 if twin_here is not None and sim_here > similarity:
                     twin, similarity = twin_here, sim_here
             if twin is None:
@@ -109,22 +125,14 @@ class Deduplicator:
                     local[band].setdefault(bucket, []).append(n)
             else:
                 verdicts[i] = Verdict("near", twin, similarity)
-                del self._hashes[content_hashes[i]]  # not kept: its twin stands for it
         self._add([doc_ids[candidates[n]] for n in kept], signatures[kept], bands[kept])
-        return verdicts
 
     def _index_candidates(self, bands: np.ndarray) -> list[list[int]]:
         """Per document of a shard, the rows of earlier shards sharing a band bucket with it
         (one vectorised lookup per band)."""
         found: list[list[int]] = [[] for _ in range(len(bands))]
         for band in range(self.bands):
-            keys = self._buckets[band]
-            if not len(keys):
-                continue
-            lo = np.searchsorted(keys, bands[:, band], "left")
-            hi = np.searchsorted(keys, bands[:, band], "right")
-            for n in np.nonzero(hi > lo)[0].tolist():
-                found[n].extend(self._rows[band][lo[n]:hi[n]].tolist())
+            self._index[band].lookup(bands[:, band], found)
         return found
 
     def _best(self, signature: np.ndarray, rows: list[int], signatures: np.ndarray,
@@ -148,6 +156,10 @@ class Deduplicator:
     def kept(self) -> int:
         """Documents kept so far (rows of the signature matrix)."""
         return len(self._ids)
+
+    @property
+    def _kept_signatures(self) -> np.ndarray:
+        return self._signatures[:self.kept]
 
     def signatures(self, texts: list[str]) -> np.ndarray:
         """MinHash signatures (len(texts), permutations) of the word shingles of each text."""
@@ -176,14 +188,42 @@ class Deduplicator:
         return (parts * weights).sum(axis=2)
 
     def _add(self, doc_ids: list[str], signatures: np.ndarray, bands: np.ndarray) -> None:
-        first = len(self._ids)
+        first, last = self.kept, self.kept + len(doc_ids)
+        if last > len(self._signatures):  # grow by doubling: amortised O(1) per row
+            grown = np.zeros((max(last, 2 * len(self._signatures)), self.permutations), np.uint32)
+            grown[:first] = self._signatures[:first]
+            self._signatures = grown
+        self._signatures[first:last] = signatures
         self._ids.extend(doc_ids)
-        self._signatures = np.vstack([self._signatures, signatures])
+        rows = np.arange(first, last, dtype=np.int64)
         for band in range(self.bands):
-            keys = np.concatenate([self._buckets[band], bands[:, band]])
-            rows = np.concatenate([self._rows[band], np.arange(first, first + len(doc_ids))])
+            self._index[band].add(bands[:, band], rows)
+
+
+class _SortedRuns:
+    """A multimap bucket hash -> rows as a few sorted runs; a run merges into the one before it
+    while that one is at most twice its size, so there are O(log n) runs and each row is
+    re-sorted O(log n) times in all."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, rows), larger first
+
+    def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.runs.append((keys[order], rows[order]))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
+            (k1, r1), (k2, r2) = self.runs.pop(-2), self.runs.pop()
+            keys, rows = np.concatenate([k1, k2]), np.concatenate([r1, r2])
             order = np.argsort(keys, kind="stable")
-            self._buckets[band], self._rows[band] = keys[order], rows[order]
+            self.runs.append((keys[order], rows[order]))
+
+    def lookup(self, keys: np.ndarray, found: list[list[int]]) -> None:
+        """Append to found[n] the rows stored under keys[n] (one `searchsorted` per run)."""
+        for stored, rows in self.runs:
+            lo = np.searchsorted(stored, keys, "left")
+            hi = np.searchsorted(stored, keys, "right")
+            for n in np.nonzero(hi > lo)[0].tolist():
+                found[n].extend(rows[lo[n]:hi[n]].tolist())
 
 
 def _shingle_hashes(words: np.ndarray, size: int) -> np.ndarray:

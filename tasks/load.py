@@ -16,7 +16,9 @@ links and special files (FIFOs, devices) are reported, never followed or opened.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import json
 import math
 import os
@@ -114,6 +116,28 @@ def iter_source(path: Path, config: SourceConfig) -> Iterator[LoadResult]:
             docs, problems = [], []
     if docs or problems:
         yield _batch(docs, problems)
+
+
+def source_digest(path: Path, config: SourceConfig) -> str:
+    """sha256 of what `iter_source` would read: a file's bytes, or a directory's text files
+    (relative path and bytes of each, in reading order; an unsafe entry by its path alone).
+
+    Raises:
+        SourceError: as `iter_source`.
+    """
+    digest = hashlib.sha256()
+    if check_source(path, config) != "directory":
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    base = path.resolve()
+    for entry in sorted(path.rglob("*")):
+        if entry.suffix.lower() not in TEXT_SUFFIXES or _unsafe_file(entry, base) == "directory":
+            continue
+        digest.update(entry.relative_to(path).as_posix().encode() + b"\x00")
+        if _unsafe_file(entry, base) is None:
+            with contextlib.suppress(OSError), entry.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 def load_source(path: Path, config: SourceConfig) -> LoadResult:

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-# listener(stage, done, total)
+# listener(stage, done, total); total UNKNOWN while a stage cannot tell how much is left
 Listener = Callable[[str, int, int], None]
+UNKNOWN = -1
 _listener: ContextVar[Listener | None] = ContextVar("embedpipe_progress", default=None)
 
 

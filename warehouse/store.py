@@ -58,6 +58,9 @@ class Version:
     summary: dict[str, Any]
     index_meta: dict[str, Any]
     gate: dict[str, Any]
+    # The source file(s) and read/clean settings it was ingested from (tasks.prep.source_key);
+    # None for a retrain's corpus or a warehouse from before sources were fingerprinted.
+    source_fingerprint: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Version:

@@ -46,6 +46,7 @@ class VersionDraft:
     message: str | None = None
     model_backend: str = "torch"
     summary: dict[str, Any] = field(default_factory=dict)
+    source_fingerprint: str | None = None  # see tasks.prep.source_key
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class WarehouseWriter(LakeSession):
                 "model_name": draft.model_name, "model_location": draft.model_location,
                 "model_fingerprint": draft.model_fingerprint, "dimension": draft.dimension,
                 "model_backend": draft.model_backend,
+                "source_fingerprint": draft.source_fingerprint,
                 "chunker_config": json.dumps(draft.chunker_config, sort_keys=True),
                 "corpus_fingerprint": draft.corpus_fingerprint, "lake_snapshot": snapshot,
                 "n_documents": n_docs, "n_chunks": n_chunks,

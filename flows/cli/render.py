@@ -53,7 +53,8 @@ def progress_bars(enabled: bool = True) -> Iterator[None]:
     def listener(stage: str, done: int, total: int) -> None:
         # A stage that reports (0, 1) and later (1, 1) has no measurable steps (loading the
         # model): it shows a spinner and the time spent until it is done.
-        indefinite = total == 1 and done == 0
+        # A negative total: not known yet (reading a source counts records as it goes).
+        indefinite = (total == 1 and done == 0) or total < 0
         if stage not in bars:
             bars[stage] = progress.add_task(stage, total=None if indefinite else total)
         progress.update(bars[stage], completed=done, total=None if indefinite else total)

@@ -18,7 +18,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 
-from tasks import clean, distributed, embed, load, prep
+from tasks import chunk, clean, distributed, embed, load, prep
 from tasks.index import IndexConfig, IndexReport
 from tasks.indexing import build_version_index
 from tasks.progress import report
@@ -47,6 +47,31 @@ def read_corpus(source: Path, source_config: load.SourceConfig,
     log(f"read {corpus.n_input} records from {source.name}: {corpus.documents.num_rows} kept"
         + "".join(f", {n} {reason}" for reason, n in sorted(reasons.items())))
     return corpus
+
+
+@task(name="fingerprint-source", cache_policy=NONE)
+@timed("fingerprint")
+def fingerprint_source(source: Path, source_config: load.SourceConfig,
+                       clean_config: clean.CleanConfig) -> str:
+    """The source's fingerprint: its bytes and the read and clean settings (no parsing)."""
+    return prep.source_key(source, source_config, clean_config)
+
+
+def active_version_of_source(warehouse: Warehouse, source_key: str) -> Version | None:
+    """The active version, if it was read from the source with this fingerprint."""
+    if not warehouse.exists():
+        return None
+    with warehouse.session() as session:
+        active = session.active_version()
+    return active if active and active.source_fingerprint == source_key else None
+
+
+def same_setup(version: Version, embedder: embed.Embedder, chunk_config: chunk.ChunkConfig
+               ) -> bool:
+    """Was `version` embedded by this model and chunked this way?"""
+    chunking = prep.Chunking(chunk_config, embedder.max_seq_length)
+    return (version.model_fingerprint == embedder.fingerprint
+            and version.chunker_config == chunking.record())
 
 
 @timed("load_model")

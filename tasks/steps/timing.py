@@ -32,8 +32,10 @@ _current: ContextVar[StageTimer | None] = ContextVar("embedpipe_stage_timer", de
 
 
 @contextmanager
-def stage_timer() -> Iterator[StageTimer]:
-    timer = StageTimer()
+def stage_timer(reuse: bool = False) -> Iterator[StageTimer]:
+    """A timer for the steps run inside; `reuse`: the one already open, if any (a recipe called
+    from another recipe adds to its caller's stages)."""
+    timer = (_current.get() if reuse else None) or StageTimer()
     token = _current.set(timer)
     try:
         yield timer

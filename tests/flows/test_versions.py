@@ -100,11 +100,24 @@ def test_identical_reingest_embeds_nothing(prefect_harness, tmp_path, cfg):
     from flows.ingest import ingest_corpus
 
     path = write(tmp_path / "a.jsonl", corpus_a())
-    ingest_corpus(str(path), cfg)
+    first = ingest_corpus(str(path), cfg)
     again = ingest_corpus(str(path), cfg)
     assert (again.status, again.version_id, again.vectors_embedded) == ("unchanged", 1, 0)
+    # The same bytes with the same settings: known unchanged without reading the source, and
+    # the run still accounts for every input row, as the first run counted them.
+    assert "read" in first.stage_seconds and "read" not in again.stage_seconds
+    counts = ("input_documents", "kept", "exact_duplicates", "quarantined", "problems")
+    assert [getattr(again, c) for c in counts] == [getattr(first, c) for c in counts]
+    # Other bytes for the same documents (keys reordered) are read, and found unchanged.
+    path.write_text("".join(json.dumps(dict(reversed(json.loads(line).items()))) + "\n"
+                            for line in path.read_text().splitlines()))
+    reread = ingest_corpus(str(path), cfg)
+    assert (reread.status, reread.version_id) == ("unchanged", 1) and "read" in reread.stage_seconds
     plan = json.loads(cli(cfg, "plan", str(path), "--model", "hash", "--json"))
     assert plan["noop"] and plan["chunks_to_embed"] == 0 and plan["chunks_reused"] == 20
+    # Other cleaning settings are read again too (they could change what is kept).
+    stricter = cfg.model_copy(update={"clean": cfg.clean.model_copy(update={"min_chars": 21})})
+    assert "read" in ingest_corpus(str(path), stricter).stage_seconds
 
 
 def test_edit_inside_a_long_document_reembeds_only_changed_chunks(prefect_harness, tmp_path,

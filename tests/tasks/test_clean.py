@@ -109,3 +109,42 @@ def test_html_in_records_is_stripped_like_html_files(text, expected):
 
 def test_bidi_overrides_are_removed():
     assert normalize_text("invoice\u202egnp.exe") == "invoicegnp.exe"
+
+
+def near_duplicate_corpus(n: int, seed: int = 7) -> list[tuple[str, str | None, str]]:
+    """`n` documents of 40 words; every 10th repeats an earlier one exactly and every 7th with
+    one word changed (a near duplicate)."""
+    import random
+
+    rng = random.Random(seed)
+    docs: list[tuple[str, str | None, str]] = []
+    for i in range(n):
+        if i and i % 10 == 0:
+            text = docs[rng.randrange(i)][2]
+        elif i and i % 7 == 0:
+            words = docs[rng.randrange(i)][2].split()
+            words[rng.randrange(len(words))] = f"edit{i}"
+            text = " ".join(words)
+        else:
+            text = " ".join(f"w{rng.randrange(5000)}" for _ in range(40))
+        docs.append((f"d{i}", None, text))
+    return docs
+
+
+def test_duplicates_are_found_across_shards_as_in_one_pass():
+    """Cleaning shard by shard with one detector gives the verdicts of one pass over all (the
+    detector's index grows by merging sorted runs: this crosses several merges)."""
+    from tasks.clean import SeenIds, new_deduplicator
+
+    table = raw(*near_duplicate_corpus(1200))
+    whole = clean_documents(table, CleanConfig())
+    config = CleanConfig()
+    dedup, seen = new_deduplicator(config), SeenIds()
+    shards = [clean_documents(table.slice(start, 50), config, dedup, seen)
+              for start in range(0, table.num_rows, 50)]
+    kept = [d for s in shards for d in s.documents["doc_id"].to_pylist()]
+    rejected = [r for s in shards for r in s.quarantine.to_pylist()]
+    assert kept == whole.documents["doc_id"].to_pylist()
+    assert rejected == whole.quarantine.to_pylist()
+    reasons = {r["reason"] for r in rejected}
+    assert reasons == {"exact_duplicate", "near_duplicate"} and dedup.kept == len(kept)

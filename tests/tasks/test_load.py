@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -177,3 +179,22 @@ def test_parquet_columns_of_the_wrong_type(tmp_path):
 def test_sources_that_cannot_be_read_at_all(tmp_path):
     with pytest.raises(SourceError, match="not a regular file"):
         load_source(tmp_path, SourceConfig(format="jsonl"))
+
+
+def test_a_corpus_read_in_small_batches_equals_one_read(tmp_path):
+    """`read_corpus` cleans batch by batch: documents, quarantine (in input order) and counts
+    are what one pass over the whole source gives."""
+    from tasks.clean import CleanConfig
+    from tasks.prep import read_corpus
+    from tests.tasks.test_clean import near_duplicate_corpus
+
+    lines = [json.dumps({"_id": i, "text": t}) for i, _, t in near_duplicate_corpus(300)]
+    lines[5], lines[77] = "{broken", json.dumps({"_id": "d9", "text": "an id used twice here"})
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    whole = read_corpus(path, SourceConfig(), CleanConfig())
+    batched = read_corpus(path, SourceConfig(batch_rows=7), CleanConfig())
+    assert batched.n_input == whole.n_input == 300 and batched.accounted
+    assert batched.documents.to_pylist() == whole.documents.to_pylist()
+    assert batched.quarantine.to_pylist() == whole.quarantine.to_pylist()
+    assert batched.quarantine["reason"].to_pylist()[0] == "bad_record"
