@@ -16,6 +16,7 @@ from flows.outcome import finish, ingest_outcome
 from flows.summary import (
     IngestSummary,
     summarize_corpus,
+    summarize_index,
     summarize_publication,
     summarize_unchanged,
     table_rows,
@@ -67,12 +68,13 @@ def ingest_source(source: Path, config: EmbedpipeConfig, warehouse: Warehouse) -
         key = steps.fingerprint_source(source, config.source, config.clean)
         active = steps.active_version_of_source(warehouse, key)
         embedder = steps.load_model(config.embed) if active else None
+        summary = None
         if active and embedder and steps.same_setup(active, embedder, config.chunk):
-            unchanged = summarize_unchanged(active, str(source), timer.seconds)
-            if unchanged:
-                return unchanged
-        corpus = steps.read_corpus(source, config.source, config.clean)
-        return ingest_documents(corpus, config, warehouse, f"ingest {source}", key, embedder)
+            summary = summarize_unchanged(active, str(source), timer.seconds)
+        if summary is None:
+            summary = ingest_documents(steps.read_corpus(source, config.source, config.clean),
+                                       config, warehouse, f"ingest {source}", key, embedder)
+    return summary.model_copy(update={"stage_peak_rss_mb": timer.peak_rss_mb})
 
 
 def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehouse,
@@ -97,6 +99,8 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
                                         draft(embedder, chunking, plan, message, source_key),
                                         documents, chunks, plan, vectors, corpus.quarantine,
                                         config.store)
+        summary = summarize_publication(summary, plan, chunks, vectors, version)
+        del corpus, documents, chunks, vectors  # in the lake now: what follows reads it there
         queries = evaluating.embed_eval_queries(config.evaluate, embedder,
                                                 config.embed.batch_size)
         indexed, built = steps.index_version(warehouse, version, config.index,
@@ -105,8 +109,7 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
                                                   config.evaluate, config.embed.batch_size,
                                                   queries)
         evaluating.map_version(warehouse, version, indexed, config.map)
-        summary = summarize_publication(summary, plan, chunks, vectors, version, built,
-                                        timer.seconds)
+        summary = summarize_index(summary, built, timer.seconds)
         decision = evaluating.gate_and_promote(warehouse, version, evaluations, built,
                                                config.gate, summary.model_dump())
         report.write_card(warehouse, version.version_id)

@@ -41,6 +41,7 @@ class IngestSummary(BaseModel):
     vectors_reused: int = 0
     index: dict[str, Any] = Field(default_factory=dict)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
+    stage_peak_rss_mb: dict[str, int] = Field(default_factory=dict)  # process peak after each
     problems: list[dict[str, Any]] = Field(default_factory=list)  # the first few, for the CLI
     flow_run_id: str | None = None  # the Prefect flow run that made it (for links to its page)
 
@@ -111,9 +112,8 @@ def summarize_unchanged(active: Version, source: str, seconds: dict[str, float]
 
 
 def summarize_publication(summary: IngestSummary, plan: IngestPlan, chunks: pa.Table,
-                          vectors: pa.Table, version: Version, index: IndexReport,
-                          seconds: dict[str, float]) -> IngestSummary:
-    """`summary` with what the run embedded, reused, published and indexed."""
+                          vectors: pa.Table, version: Version) -> IngestSummary:
+    """`summary` with what the run embedded, reused and published."""
     embedded = pc.is_in(chunks["text_hash"], vectors["text_hash"])
     return summary.model_copy(update={
         "status": "published", "version_id": version.version_id, "chunks": version.n_chunks,
@@ -121,10 +121,17 @@ def summarize_publication(summary: IngestSummary, plan: IngestPlan, chunks: pa.T
         "vectors_embedded": vectors.num_rows,
         "tokens_embedded": int(pc.sum(chunks.filter(embedded)["n_tokens"]).as_py() or 0),
         "vectors_reused": chunks.num_rows - vectors.num_rows + plan.reused_chunks,
+        "flow_run_id": _flow_run_id()})
+
+
+def summarize_index(summary: IngestSummary, index: IndexReport, seconds: dict[str, float]
+                    ) -> IngestSummary:
+    """`summary` with the version's index and the seconds per stage so far."""
+    return summary.model_copy(update={
         "index": {"ef": index.ef, "recall": index.recall, "heldout_recall": index.heldout_recall,
                   "m": index.m, "ef_construction": index.ef_construction,
                   "distinct": index.distinct},
-        "stage_seconds": dict(seconds), "flow_run_id": _flow_run_id()})
+        "stage_seconds": dict(seconds)})
 
 
 def _flow_run_id() -> str | None:

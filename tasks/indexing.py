@@ -40,7 +40,7 @@ def build_version_index(warehouse: Warehouse, version: Version, config: IndexCon
     ann, report = build_index(vectors, np.arange(len(vectors), dtype=np.int64), config, queries)
     report = replace(report, count=chunks.num_rows)
     rows = index_rows(chunks, labels)
-    keys, texts = chunks["chunk_key"].to_numpy(), chunks["text"].to_pylist()
+    keys, texts = chunks["chunk_key"].to_numpy(), chunks["text"]
 
     def write(directory: Path) -> None:
         ann.save(directory)

@@ -13,12 +13,15 @@ way past both, with one constant `k` (60 in the paper) that damps the weight of 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 
 FILE = "bm25.duckdb"
+_BUILD_MEMORY = "1GB"
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _MATCH = """
@@ -38,24 +41,32 @@ def extension() -> str:
     return "LOAD '" + str(path).replace("'", "''") + "'"
 
 
-def build(directory: Path, keys: np.ndarray, texts: list[str]) -> Path:
+def build(directory: Path, keys: np.ndarray, texts: Any) -> Path:
     """Write the BM25 index of these chunks to `directory/bm25.duckdb` (Porter stemming,
-    English stop words, lower-cased, accents stripped)."""
+    English stop words, lower-cased, accents stripped). `texts`: a list or an Arrow column.
+
+    DuckDB builds it within `_BUILD_MEMORY`, spilling to a temporary directory beside the file
+    beyond that, so a large version's index does not take the machine's memory."""
     import pyarrow as pa
 
     path = directory / FILE
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path), config=_CONFIG)
+    spill = directory / ".bm25-spill"
+    con = duckdb.connect(str(path), config={**_CONFIG, "memory_limit": _BUILD_MEMORY,
+                                            "temp_directory": str(spill)})
+    if not isinstance(texts, pa.Array | pa.ChunkedArray):
+        texts = pa.array(texts, pa.string())
     try:
         con.execute(extension())
         con.register("new_chunks", pa.table({"chunk_key": pa.array(keys, pa.int64()),
-                                             "text": pa.array(texts, pa.string())}))
+                                             "text": texts}))
         con.execute("CREATE TABLE chunks AS SELECT * FROM new_chunks")
         con.execute("PRAGMA create_fts_index('chunks', 'chunk_key', 'text', stemmer='porter', "
                     "stopwords='english', strip_accents=1, lower=1, overwrite=1)")
         con.execute("CHECKPOINT")
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     return path
 
 

@@ -122,16 +122,27 @@ def require_documents(corpus: Corpus) -> Corpus:
                       f"({corpus.n_input} records{': ' + why if why else ''}{where})")
 
 
+# Documents tokenized and chunked at a time: the Python strings of one shard are alive at once,
+# never those of the whole corpus (the results are Arrow tables, concatenated without copying).
+SHARD_DOCUMENTS = 10_000
+
+
 def chunk_corpus(documents: pa.Table, tokenizer: Any, chunking: Chunking
                  ) -> tuple[pa.Table, pa.Table]:
-    """(documents with token counts, their chunks) for the given documents."""
-    counted = tokenize.tokenize_documents(documents, tokenizer)
-    chunks = chunk.chunk_documents(counted, tokenizer, chunking.max_seq_length, chunking.config)
-    return counted, chunks
+    """(documents with token counts, their chunks) for the given documents, shard by shard."""
+    counted, chunks = [], []
+    for start in range(0, max(documents.num_rows, 1), SHARD_DOCUMENTS):
+        part = tokenize.tokenize_documents(documents.slice(start, SHARD_DOCUMENTS), tokenizer)
+        counted.append(part)
+        chunks.append(chunk.chunk_documents(part, tokenizer, chunking.max_seq_length,
+                                            chunking.config))
+    return pa.concat_tables(counted), pa.concat_tables(chunks)
 
 
 def select(documents: pa.Table, doc_ids: list[str]) -> pa.Table:
-    """The rows of `documents` whose id is in `doc_ids`."""
+    """The rows of `documents` whose id is in `doc_ids` (ids are unique)."""
+    if len(doc_ids) == documents.num_rows:  # all of them: no copy
+        return documents
     return documents.filter(pc.is_in(documents["doc_id"], pa.array(doc_ids, pa.string())))
 
 

@@ -9,6 +9,8 @@ import numpy as np
 
 from tasks.ann.base import AnnIndex
 
+_SCORES_AT_ONCE = 16_000_000  # float32 scores per matrix product: 64 MB
+
 
 class ExactIndex(AnnIndex):
     backend = "exact"
@@ -28,9 +30,16 @@ class ExactIndex(AnnIndex):
     def query(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self))
         queries = np.asarray(vectors, dtype=np.float32).reshape(-1, self.vectors.shape[1])
-        if k == 0:
-            empty = np.zeros((len(queries), 0))
+        if k == 0 or not len(queries):
+            empty = np.zeros((len(queries), k if len(queries) == 0 else 0))
             return empty.astype(np.int64), empty.astype(np.float32)
+        # Queries a few at a time: the score matrix stays ~64 MB however many vectors there are.
+        step = max(1, _SCORES_AT_ONCE // max(len(self), 1))
+        labels, scores = zip(*(self._top(queries[i:i + step], k)
+                               for i in range(0, len(queries), step)), strict=True)
+        return np.concatenate(labels), np.concatenate(scores)
+
+    def _top(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores = queries @ self.vectors.T
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         top_scores = np.take_along_axis(scores, top, axis=1)

@@ -8,6 +8,7 @@ recipe stays free of timing code.
 from __future__ import annotations
 
 import functools
+import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,13 +20,17 @@ R = TypeVar("R")
 
 
 class StageTimer:
-    """Wall time per stage, in seconds."""
+    """Wall time per stage, in seconds, and the process's peak RSS when each stage ended."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, int] = {}
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = round(self.seconds.get(stage, 0.0) + seconds, 3)
+        # ru_maxrss is the high-water mark so far (KiB on Linux): the first stage whose value
+        # jumps is the one that needed the memory.
+        self.peak_rss_mb[stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 _current: ContextVar[StageTimer | None] = ContextVar("embedpipe_stage_timer", default=None)
