@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -18,12 +20,33 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
-def stsb_test() -> Path | None:
-    """STS-B's test file, or None (and a line saying why) when the data is absent."""
+def skip(reason: str) -> NoReturn:
+    """Say why the benchmark cannot run here and exit 0: absent data is not a failure."""
+    print(f"skipped: {reason}")
+    raise SystemExit(0)
+
+
+def bench_parser(doc: str | None, **defaults: Any) -> argparse.ArgumentParser:
+    """A parser with one `--name` option per keyword (`mined_queries` → `--mined-queries`),
+    typed like its default."""
+    parser = argparse.ArgumentParser(description=doc)
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    return parser
+
+
+def scifact_parser(doc: str | None, **defaults: Any) -> argparse.ArgumentParser:
+    """`bench_parser` with `--limit`, for benchmarks that ingest SciFact or its first N lines."""
+    parser = bench_parser(doc, **defaults)
+    parser.add_argument("--limit", type=int, default=0, help="first N documents only")
+    return parser
+
+
+def stsb_test() -> Path:
+    """STS-B's test file; skips the benchmark when the data is absent."""
     path = DATA_DIR / "stsb" / "sts-test.csv"
     if not path.exists():
-        print(f"skipped: STS-B not found at {path} (set EMBEDPIPE_DATA_DIR)")
-        return None
+        skip(f"STS-B not found at {path} (set EMBEDPIPE_DATA_DIR)")
     return path
 
 
@@ -32,17 +55,34 @@ def scifact_corpus() -> Path | None:
     return path if path.exists() else None
 
 
-def scifact_workspace(limit: int, prefix: str) -> tuple[Path, Path] | None:
-    """(SciFact corpus, or its first `limit` lines; a fresh work directory), or None (and a
-    line saying why) when the data is absent."""
+def scifact_dir() -> Path:
+    """SciFact's directory (corpus, queries, qrels); skips the benchmark when it is absent."""
+    scifact = DATA_DIR / "scifact"
+    if not (scifact / "corpus.jsonl").exists():
+        skip(f"SciFact not found under {scifact} (set EMBEDPIPE_DATA_DIR)")
+    return scifact
+
+
+def scifact_workspace(limit: int, prefix: str) -> tuple[Path, Path]:
+    """(SciFact corpus, or its first `limit` lines; a fresh work directory); skips the benchmark
+    when the data is absent."""
     import tempfile
 
-    source = scifact_corpus()
-    if source is None:
-        print("skipped: SciFact not found (set EMBEDPIPE_DATA_DIR)")
-        return None
+    source = scifact_dir() / "corpus.jsonl"
     work = Path(tempfile.mkdtemp(prefix=prefix))
     return first_lines(source, limit, work), work
+
+
+def warm_up_prefect(work: Path) -> None:
+    """Ingest a one-document corpus with the hash embedder under `work`, so that Prefect's
+    temporary API server is started before anything is timed."""
+    from flows.config import load_config
+    from flows.ingest import ingest_corpus
+
+    tiny = work / "warm.jsonl"
+    tiny.write_text(json.dumps({"_id": "w", "text": "warm up the Prefect API server"}) + "\n")
+    ingest_corpus(str(tiny), load_config(overrides={"warehouse.path": work / "warm",
+                                                    "embed.model": "hash"}, environ={}))
 
 
 def cpu_flags() -> list[str]:

@@ -13,12 +13,11 @@ bench/results/backends.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
-from _common import DATA_DIR, machine, write_result
+from _common import DATA_DIR, bench_parser, machine, scifact_dir, write_result
 
 from tasks.chunk import ChunkConfig, chunk_documents
 from tasks.embed import BACKENDS, EmbedConfig, embed_texts, load_embedder
@@ -64,14 +63,10 @@ def flops_per_token(config, mean_length: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--chunks", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = bench_parser(__doc__, chunks=2000, rounds=3)
     parser.add_argument("--no-ndcg", action="store_true")
     args = parser.parse_args()
-    if not (DATA_DIR / "scifact" / "corpus.jsonl").exists():
-        print(f"skipped: SciFact not found under {DATA_DIR}")
-        return
+    scifact_dir()  # skips the benchmark when SciFact is absent
     embedders = {b: load_embedder(EmbedConfig(backend=b)) for b in BACKENDS}  # exports built
     torch_model = embedders["torch"]
     texts = sample_chunks(args.chunks, torch_model.tokenizer)

@@ -11,12 +11,11 @@ Usage: python bench/drift_calibration.py [--repetitions 50] [--size 300]
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
-from _common import DATA_DIR, write_result
+from _common import DATA_DIR, bench_parser, write_result
 
 from tasks.drift import DriftConfig, alarm, embedding_drift
 from tasks.embed import EmbedConfig, embed_texts, load_embedder
@@ -36,10 +35,7 @@ def methods(stats: dict[str, float], config: DriftConfig) -> dict[str, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repetitions", type=int, default=50)
-    parser.add_argument("--size", type=int, default=300)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, repetitions=50, size=300).parse_args()
     corpus = DATA_DIR / "scifact" / "corpus.jsonl"
     sts_path = DATA_DIR / "stsb" / "sts-train.csv"
     if not corpus.exists() or not sts_path.exists():

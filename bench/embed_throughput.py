@@ -8,13 +8,12 @@ Usage: python bench/embed_throughput.py [--chunks N] [--rounds R]
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _common import scifact_corpus, write_result
+from _common import bench_parser, scifact_corpus, write_result
 
 from flows.demo import write_demo_corpus
 from tasks.chunk import ChunkConfig, chunk_documents
@@ -37,11 +36,8 @@ def sample_chunks(n: int, embedder) -> tuple[str, list[str], int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--chunks", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=EmbedConfig().batch_size)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, chunks=512, rounds=3,
+                        batch_size=EmbedConfig().batch_size).parse_args()
 
     embedder = load_embedder(EmbedConfig())
     corpus, texts, tokens = sample_chunks(args.chunks, embedder)

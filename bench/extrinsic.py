@@ -24,10 +24,7 @@ from tasks.extrinsic import clustering, linear_probe
 
 
 def main() -> None:
-    path = stsb_test()
-    if path is None:
-        return
-    labelled = load_labelled(path)
+    labelled = load_labelled(stsb_test())
     embedder = load_embedder(EmbedConfig())
     vectors = embed_texts(labelled.texts, embedder, 64)
     probe = linear_probe(labelled.name, vectors, labelled.labels).metrics

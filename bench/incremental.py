@@ -11,13 +11,12 @@ Usage: python bench/incremental.py [--limit N] [--edit-share 0.01]
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import time
 from pathlib import Path
 
-from _common import scifact_workspace, write_result
+from _common import scifact_parser, scifact_workspace, warm_up_prefect, write_result
 
 from flows.config import load_config
 from flows.ingest import ingest_corpus
@@ -37,22 +36,12 @@ def edited_copy(source: Path, target: Path, share: float, seed: int = 7) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--limit", type=int, default=0, help="first N documents only")
-    parser.add_argument("--edit-share", type=float, default=0.01)
-    args = parser.parse_args()
-    found = scifact_workspace(args.limit, "embedpipe-bench-")
-    if found is None:
-        return
-    source, work = found
+    args = scifact_parser(__doc__, edit_share=0.01).parse_args()
+    source, work = scifact_workspace(args.limit, "embedpipe-bench-")
     edited = work / "edited.jsonl"
     n_edited = edited_copy(source, edited, args.edit_share)
     config = load_config(overrides={"warehouse.path": work / "wh"}, environ={})
-    warm = load_config(overrides={"warehouse.path": work / "warm", "embed.model": "hash"},
-                       environ={})
-    tiny = work / "tiny.jsonl"
-    tiny.write_text(json.dumps({"_id": "x", "text": "warm up the Prefect API server"}) + "\n")
-    ingest_corpus(str(tiny), warm)
+    warm_up_prefect(work)
 
     runs = {}
     for name, path in (("full", source), ("unchanged", source), ("edited", edited)):

@@ -9,13 +9,11 @@ Usage: python bench/orchestration_overhead.py [--limit N] [--rounds R]
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from _common import scifact_workspace, write_result
+from _common import scifact_parser, scifact_workspace, warm_up_prefect, write_result
 
 from flows.config import EmbedpipeConfig, load_config
 from flows.ingest import ingest_corpus
@@ -53,18 +51,9 @@ def direct_ingest(source: Path, config: EmbedpipeConfig) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--limit", type=int, default=0, help="first N documents only")
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    found = scifact_workspace(args.limit, "embedpipe-overhead-")
-    if found is None:
-        return
-    source, work = found
-    warm = work / "warm.jsonl"
-    warm.write_text(json.dumps({"_id": "w", "text": "warm up the Prefect API server"}) + "\n")
-    ingest_corpus(str(warm), load_config(overrides={"warehouse.path": work / "warm",
-                                                    "embed.model": "hash"}, environ={}))
+    args = scifact_parser(__doc__, rounds=2).parse_args()
+    source, work = scifact_workspace(args.limit, "embedpipe-overhead-")
+    warm_up_prefect(work)
     seconds: dict[str, list[float]] = {"direct": [], "flow": []}
     chunks = 0
     for r in range(args.rounds):

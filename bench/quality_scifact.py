@@ -13,14 +13,13 @@ Usage: python bench/quality_scifact.py [--warehouse DIR]  (reuses DIR if it alre
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA_DIR, write_result
+from _common import bench_parser, scifact_dir, write_result
 
 from flows.config import load_config
 from tasks.embed import EmbedConfig, embed_texts, load_embedder
@@ -36,13 +35,10 @@ PUBLISHED_BM25 = 0.665
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__)
     parser.add_argument("--warehouse", type=Path, default=None)
     args = parser.parse_args()
-    scifact = DATA_DIR / "scifact"
-    if not (scifact / "corpus.jsonl").exists():
-        print(f"skipped: SciFact not found under {scifact}")
-        return
+    scifact = scifact_dir()
     wh_path = args.warehouse or Path(tempfile.mkdtemp(prefix="embedpipe-scifact-"))
     config = load_config(overrides={"warehouse.path": wh_path, "evaluate.beir": scifact},
                          environ={})

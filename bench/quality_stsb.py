@@ -16,10 +16,7 @@ PUBLISHED = 0.8203
 
 
 def main() -> None:
-    path = stsb_test()
-    if path is None:
-        return
-    sts = load_sts(path)
+    sts = load_sts(stsb_test())
     embedder = load_embedder(EmbedConfig())
     result = evaluate_sts(sts.name, embed_texts(sts.sentences1, embedder, 64),
                           embed_texts(sts.sentences2, embedder, 64), sts.scores)

@@ -13,7 +13,6 @@ rank correlation of the two sets' scores. Writes bench/results/retrain.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from _common import DATA_DIR, write_result
+from _common import bench_parser, scifact_dir, write_result
 
 from tasks import finetune, prep
 from tasks.chunk import ChunkConfig
@@ -44,15 +43,8 @@ def real_ndcg(embedder, docs: list[dict], beir) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--mined-queries", type=int, default=200)
-    parser.add_argument("--mined-distractors", type=int, default=1000)
-    args = parser.parse_args()
-    scifact = DATA_DIR / "scifact"
-    if not (scifact / "corpus.jsonl").exists():
-        print(f"skipped: SciFact not found under {scifact}")
-        return
+    args = bench_parser(__doc__, steps=40, mined_queries=200, mined_distractors=1000).parse_args()
+    scifact = scifact_dir()
     docs = [json.loads(line) for line in (scifact / "corpus.jsonl").open()]
     beir = load_beir(scifact)
     corpus = prep.read_corpus(scifact / "corpus.jsonl", SourceConfig(), CleanConfig())

@@ -13,7 +13,6 @@ Writes bench/results/search_latency.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA_DIR, ROOT, machine, write_result
+from _common import DATA_DIR, ROOT, bench_parser, machine, scifact_dir, write_result
 
 from flows.config import load_config
 from flows.search import Searcher
@@ -105,17 +104,11 @@ def cold_cli(wh: Warehouse, query: str, runs: int = 5) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--warehouse-root", type=Path,
-                        default=Path(os.environ.get("TMPDIR", "/tmp")) / "embedpipe-bench")
-    parser.add_argument("--backends", default="torch,onnx-int8")
-    parser.add_argument("--queries", type=int, default=300)
-    args = parser.parse_args()
-    if not (DATA_DIR / "scifact" / "corpus.jsonl").exists():
-        print(f"skipped: SciFact not found under {DATA_DIR}")
-        return
+    default_root = Path(os.environ.get("TMPDIR", "/tmp")) / "embedpipe-bench"
+    args = bench_parser(__doc__, warehouse_root=default_root, backends="torch,onnx-int8",
+                        queries=300).parse_args()
     # SciFact's queries (all 1,109, test ones included: latency does not need judgements).
-    lines = (DATA_DIR / "scifact" / "queries.jsonl").read_text().splitlines()
+    lines = (scifact_dir() / "queries.jsonl").read_text().splitlines()
     queries = [json.loads(line)["text"] for line in lines if line.strip()][: args.queries]
     result: dict = {"queries": len(queries), "backends": {}}
     for backend in args.backends.split(","):

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from flows.config import EmbedpipeConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+EMBEDPIPE = str(Path(sys.executable).parent / "embedpipe")
 DATA_DIR = Path(os.environ.get("EMBEDPIPE_DATA_DIR",
                                Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
@@ -57,6 +64,45 @@ def hash_embedder():
     from tasks.embed import HashEmbedder
 
     return HashEmbedder(dimension=32)
+
+
+def run_embedpipe(args: list[str], prefect_api: str, timeout: float = 300
+                  ) -> subprocess.CompletedProcess[str]:
+    """`embedpipe ARGS` in a subprocess on the test Prefect API with the hash embedder."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "EMBEDPIPE_EMBED__MODEL": "hash"}
+    return subprocess.run([EMBEDPIPE, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """`python -c CODE` in a fresh interpreter, so nothing this test process imported counts."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+
+
+def needs_debian_program(program: Path, package: str) -> list[pytest.MarkDecorator]:
+    """Marks of a slow test module that drives a Debian-packaged program: skipped without it."""
+    return [pytest.mark.slow, pytest.mark.skipif(
+        not program.exists(), reason=f"Debian's {package} is not installed ({program}): "
+        f"`make test` installs it (apt-get install {package})")]
+
+
+def hash_config(path: Path, **overrides: Any) -> EmbedpipeConfig:
+    """A config with the warehouse at `path`, the hash embedder and few drift permutations."""
+    from flows.config import load_config
+
+    return load_config(overrides={"warehouse.path": path, "embed.model": "hash",
+                                  "drift.permutations": 100, **overrides}, environ={})
+
+
+def word_order_twins() -> list[dict[str, str]]:
+    """Four documents, two pairs of the same words in another order: the hash embedder gives
+    each pair one vector, so a version of them fails the gate's duplicate share."""
+    twins = [{"_id": f"t{i}", "text": f"{w} alpha beta gamma delta epsilon zeta eta theta"}
+             for i, w in enumerate(["iota", "kappa"])]
+    twins += [{"_id": f"u{i}", "text": f"alpha beta gamma delta epsilon zeta eta theta {w}"}
+              for i, w in enumerate(["iota", "kappa"])]
+    return twins
 
 
 def write_jsonl(path: Path, records: list) -> Path:

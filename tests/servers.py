@@ -7,11 +7,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
-from flows.cli.common import api_healthy, free_port, stop_process_group
+from flows.cli.common import answers_ok, api_healthy, free_port, stop_process_group
 
 BIN = Path(sys.executable).parent
 
@@ -28,6 +29,19 @@ def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None =
 
 
 @contextmanager
+def running(proc: subprocess.Popen, log: IO[str], ready: Callable[[], bool], timeout: float,
+            what: str) -> Iterator[None]:
+    """Wait until `ready()` for a server started in its own session; on exit stop its whole
+    process group and close its log."""
+    try:
+        wait_until(ready, timeout, what, proc)
+        yield
+    finally:
+        stop_process_group(proc)
+        log.close()
+
+
+@contextmanager
 def prefect_server(home: Path, startup_timeout: float = 90.0) -> Iterator[str]:
     """A `prefect server start` on 127.0.0.1 with its own SQLite database; yields the API URL."""
     port = free_port()
@@ -39,12 +53,8 @@ def prefect_server(home: Path, startup_timeout: float = 90.0) -> Iterator[str]:
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_until(lambda: api_healthy(url), startup_timeout, "prefect server", proc)
+    with running(proc, log, lambda: api_healthy(url), startup_timeout, "prefect server"):
         yield url
-    finally:
-        stop_process_group(proc)
-        log.close()
 
 
 def postgres_bindir() -> Path | None:
@@ -83,12 +93,8 @@ def postgres_server(directory: Path, startup_timeout: float = 60.0) -> Iterator[
         return subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
                               capture_output=True).returncode == 0
 
-    try:
-        wait_until(ready, startup_timeout, "postgres", proc)
+    with running(proc, log, ready, startup_timeout, "postgres"):
         yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        stop_process_group(proc)
-        log.close()
 
 
 def create_database(url: str, name: str) -> str:
@@ -104,25 +110,12 @@ def create_database(url: str, name: str) -> str:
 @contextmanager
 def moto_server(log_path: Path, startup_timeout: float = 60.0) -> Iterator[str]:
     """moto's S3 API on 127.0.0.1 (in memory, nothing leaves the machine); yields its URL."""
-    import urllib.request
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                              str(port)], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(ready, startup_timeout, "moto server", proc)
+    with running(proc, log, lambda: answers_ok(f"{url}/moto-api/"), startup_timeout,
+                 "moto server"):
         yield url
-    finally:
-        stop_process_group(proc)
-        log.close()

@@ -185,14 +185,10 @@ class WarehouseWriter(LakeSession):
         table = pa.Table.from_pylist([{"version_id": version_id, **r, "created_at": now}
                                       for r in rows], schema=METRICS_ROWS)
         self.con.register("new_metrics", table)
-        self.con.execute("BEGIN")
         try:
-            self.con.execute(queries.DELETE_METRICS, [version_id])
-            self.con.execute(queries.INSERT_METRICS)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            with self._transaction():
+                self.con.execute(queries.DELETE_METRICS, [version_id])
+                self.con.execute(queries.INSERT_METRICS)
         finally:
             self.con.unregister("new_metrics")
 
@@ -211,14 +207,9 @@ class WarehouseWriter(LakeSession):
         """Replace the 2-D map of a version (check_id None) or of one drift check's sample."""
         table = pa.Table.from_pylist([{**r, "version_id": version_id, "check_id": check_id}
                                       for r in rows], schema=PROJECTION_ROWS)
-        self.con.execute("BEGIN")
-        try:
+        with self._transaction():
             self.con.execute(queries.DELETE_PROJECTION, [version_id, check_id])
             self._append("new_projection", table, queries.INSERT_PROJECTION)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
 
     def record_query_reference(self, set_id: str, source: str, texts: list[str]) -> None:
         """Make `texts` (a sample of a query log) the reference of query drift from now on."""
@@ -226,6 +217,17 @@ class WarehouseWriter(LakeSession):
         table = pa.Table.from_pylist([{"set_id": set_id, "created_at": created, "source": source,
                                        "text": t} for t in texts], schema=QUERY_REFERENCE_ROWS)
         self._append("new_reference", table, queries.INSERT_QUERY_REFERENCE)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        self.con.execute("BEGIN")
+        try:
+            yield
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
 
     def _append(self, name: str, table: pa.Table, statement: str) -> None:
         self.con.register(name, table)

@@ -110,13 +110,18 @@ def quiet_prefect(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def api_healthy(api_url: str) -> bool:
-    """Does the Prefect API at `api_url` answer its health check?"""
+def answers_ok(url: str) -> bool:
+    """Does a GET of `url` answer 200 within 2 s?"""
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
+
+
+def api_healthy(api_url: str) -> bool:
+    """Does the Prefect API at `api_url` answer its health check?"""
+    return answers_ok(f"{api_url}/health")
 
 
 def stop_process_group(proc: subprocess.Popen) -> None:

@@ -52,6 +52,7 @@ HEADERS = [(k.encode(), v.encode()) for k, v in {
 NAV = [("overview", "/", "Overview"), ("versions", "/versions", "Versions"),
        ("quality", "/quality", "Quality"), ("drift", "/drift", "Drift"), ("map", "/map", "Map"),
        ("search", "/search", "Search")]
+TITLES = {name: label for name, _, label in NAV}
 
 
 class BadRequest(ValueError):
@@ -76,6 +77,14 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
     if wh.exists():
         wh.pool.warm()
 
+    def render(request: Request, template: str, current: str, page: dict[str, Any],
+               figures: dict[str, Any], status_code: int = 200) -> Response:
+        """`template` filled with the page's data and what base.html needs around it."""
+        return templates.TemplateResponse(request, template, {
+            "page": page, "charts": figures, "nav": NAV, "current": current,
+            "title": TITLES.get(current, ""), "warehouse": wh.where, "now": now()},
+            status_code=status_code)
+
     def routes_of(path: str, api: str, page: Page) -> list[Route]:
         def html(request: Request) -> Response:
             with wh.reading():
@@ -83,9 +92,7 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
             figures = page.charts(data) if page.charts else {}
             data.pop("_table", None)
             data["html"] = Markup(data.pop("_html", ""))  # rendered with raw HTML off
-            return templates.TemplateResponse(request, page.template, {
-                "page": data, "charts": figures, "nav": NAV, "current": page.name,
-                "warehouse": wh.where, "now": now()})
+            return render(request, page.template, page.name, data, figures)
 
         def api_json(request: Request) -> Response:
             with wh.reading():
@@ -121,9 +128,8 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
             message = " ".join(str(exc).split())
             if request.url.path.startswith("/api/"):
                 return JSONResponse({"error": message}, status_code=status)
-            return templates.TemplateResponse(request, "error.html", {
-                "page": {"status": status, "error": message}, "charts": {}, "nav": NAV,
-                "current": "", "warehouse": wh.where, "now": now()}, status_code=status)
+            return render(request, "error.html", "", {"status": status, "error": message}, {},
+                          status)
         return handle
 
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
@@ -140,16 +146,13 @@ class SecurityHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *HEADERS]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        # Only HTTP responses carry headers; lifespan and websocket messages pass untouched.
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
 
 
 def int_param(request: Request, name: str, default: int | None, low: int = 0,

@@ -2,7 +2,8 @@
 
 No torch, no transformers on this path (a search from a shell starts in well under a second):
 the `tokenizers` package reads the model's own tokenizer.json, and mean (or CLS) pooling and L2
-normalisation are a few NumPy lines. Subclasses (`onnx.py`, `openvino.py`) only run the graph.
+normalisation are a few NumPy lines. Subclasses (`onnx.py`, `openvino.py`) only open and run
+the graph.
 `tokenizer`, the Hugging Face tokenizer that chunking needs, loads on first use.
 """
 
@@ -37,6 +38,7 @@ class NativeEmbedder:
         self.fast.enable_truncation(max_length=self.max_seq_length)
         pad_id = int(meta.get("pad_id", 0))
         self.fast.enable_padding(pad_id=pad_id, pad_token=meta.get("pad_token", "[PAD]"))
+        self.inputs = self.open_graph(directory, threads)
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -48,9 +50,18 @@ class NativeEmbedder:
 
         return AutoTokenizer.from_pretrained(str(self.source))
 
+    def open_graph(self, directory: Path, threads: int) -> set[str]:
+        """Load the runtime's graph from `directory`; returns the names of its inputs."""
+        raise NotImplementedError
+
     def run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         """The model's last hidden state (batch, tokens, dimension)."""
         raise NotImplementedError
+
+    def feed(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> dict[str, np.ndarray]:
+        """The token arrays by input name, only those the graph takes (some drop token types)."""
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: array for name, array in arrays.items() if name in self.inputs}
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit vectors, float32, one row per text (texts length-sorted within the call)."""

@@ -12,9 +12,7 @@ FILE = "model.onnx"
 
 
 class OnnxEmbedder(NativeEmbedder):
-    def __init__(self, directory: Path, name: str, location: str, source: Path,
-                 threads: int) -> None:
-        super().__init__(directory, name, location, source, threads)
+    def open_graph(self, directory: Path, threads: int) -> set[str]:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -24,8 +22,7 @@ class OnnxEmbedder(NativeEmbedder):
         options.log_severity_level = 3  # errors only: the CLI owns the terminal
         self.session = ort.InferenceSession(str(directory / FILE), options,
                                             providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        return {i.name for i in self.session.get_inputs()}
 
     def run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+        return self.session.run(None, self.feed(ids, mask, types))[0]

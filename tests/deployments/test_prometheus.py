@@ -8,9 +8,7 @@ warehouse is made by `embedpipe ingest` (hash model) against the session's Prefe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,16 +19,13 @@ from flows.cli.common import free_port, stop_process_group
 from flows.config import load_config
 from flows.dashboard.app import create_app
 from flows.dashboard.links import PrefectLinks
-from tests.conftest import write_jsonl
+from tests.conftest import needs_debian_program, run_embedpipe, write_jsonl
 from tests.flows.test_dashboard import served
 from tests.flows.test_versions import text
 from tests.servers import wait_until
 
 PROMETHEUS = Path("/usr/bin/prometheus")
-EMBEDPIPE = str(Path(sys.executable).parent / "embedpipe")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not PROMETHEUS.exists(), reason="Debian's prometheus is not installed (/usr/bin/prometheus):"
-    " `make test` installs it (apt-get install prometheus)")]
+pytestmark = needs_debian_program(PROMETHEUS, "prometheus")
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +33,7 @@ def warehouse(prefect_api, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("prometheus")
     corpus = write_jsonl(root / "corpus.jsonl", [{"_id": f"d{i}", "text": text(i)}
                                                  for i in range(40)])
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "EMBEDPIPE_EMBED__MODEL": "hash"}
-    done = subprocess.run([EMBEDPIPE, "ingest", str(corpus), "--warehouse", str(root / "wh")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = run_embedpipe(["ingest", str(corpus), "--warehouse", str(root / "wh")], prefect_api)
     assert done.returncode == 0, done.stderr
     return root / "wh"
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_python
+
 EMBEDPIPE = str(Path(sys.executable).parent / "embedpipe")
 
 
@@ -39,8 +41,7 @@ def test_read_commands_never_import_prefect():
     code = ("import sys; from flows import cli, search, config; "
             "from flows.cli import versions, query; from warehouse import store, maintenance; "
             "print('prefect' in sys.modules, 'torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    result = run_python(code)
     assert result.stdout.split() == ["False", "False"]
 
 

@@ -29,10 +29,11 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from flows.cli import app as cli
-from flows.config import EmbedpipeConfig, load_config
+from flows.cli.common import answers_ok
+from flows.config import EmbedpipeConfig
 from flows.dashboard.app import create_app
 from flows.dashboard.links import PrefectLinks
-from tests.conftest import write_jsonl
+from tests.conftest import hash_config, word_order_twins, write_jsonl
 from tests.flows.test_monitor_retrain import cooking_notes
 from tests.flows.test_versions import text
 from warehouse.store import Warehouse
@@ -59,11 +60,6 @@ class Lake:
             con.close()
 
 
-def hash_config(path: Path, **overrides: Any) -> EmbedpipeConfig:
-    return load_config(overrides={"warehouse.path": path, "embed.model": "hash",
-                                  "drift.permutations": 100, **overrides}, environ={})
-
-
 def build_lake(root: Path) -> Lake:
     """Two versions, two drift checks, a rejected candidate (see the module docstring)."""
     from flows.ingest import ingest_corpus
@@ -82,12 +78,9 @@ def build_lake(root: Path) -> Lake:
             for i in range(60)]
     monitor_drift(config, str(write_jsonl(root / "same.jsonl", same)))
     monitor_drift(config, str(write_jsonl(root / "drifted.jsonl", cooking_notes(60))))
-    twins = [{"_id": f"t{i}", "text": f"{w} alpha beta gamma delta epsilon zeta eta theta"}
-             for i, w in enumerate(["iota", "kappa"])]
-    twins += [{"_id": f"u{i}", "text": f"alpha beta gamma delta epsilon zeta eta theta {w}"}
-              for i, w in enumerate(["iota", "kappa"])]
     strict = hash_config(root / "wh", **{"gate.max_duplicate_share": 0.1})
-    assert ingest_corpus(str(write_jsonl(root / "c.jsonl", twins)), strict).status == "rejected"
+    assert ingest_corpus(str(write_jsonl(root / "c.jsonl", word_order_twins())),
+                         strict).status == "rejected"
     return Lake(root, root / "wh", config)
 
 
@@ -472,7 +465,7 @@ def test_cli_serves_and_fails_in_one_line(lake, tmp_path):
                                  "--port", str(port)], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/metrics"), 90, "dashboard",
+            wait_until(lambda: answers_ok(f"http://127.0.0.1:{port}/metrics"), 90, "dashboard",
                        proc)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
                 assert response.status == 200 and b"Overview" in response.read()
@@ -491,14 +484,6 @@ def test_cli_serves_and_fails_in_one_line(lake, tmp_path):
     missing = subprocess.run([embedpipe, "metrics", "--warehouse", str(tmp_path / "none")],
                              env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no warehouse at" in missing.stderr
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def test_a_missing_warehouse_scrapes_as_down_and_pages_say_why(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 
 from flows.dashboard.fmt import metric
 from flows.dashboard.links import PrefectLinks
+from tests.conftest import needs_debian_program
 from tests.flows.test_dashboard import QUERY, XSS, Lake, dashboard_lake, served
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,9 +27,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 CHARTS_DRAWN = """() => [...document.querySelectorAll('div[id^="chart-"]')]
                         .every(d => d.querySelector('.main-svg'))"""
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium): "
-    "`make test` installs it (apt-get install chromium)")]
+pytestmark = needs_debian_program(CHROMIUM, "chromium")
 
 
 @pytest.fixture(scope="module")

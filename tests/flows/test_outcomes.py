@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from flows.config import load_config
-from tests.conftest import write_jsonl
+from tests.conftest import hash_config, word_order_twins, write_jsonl
 from tests.flows.test_monitor_retrain import cooking_notes
 from tests.flows.test_versions import text
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.slow
-
-
-def hash_config(path, **overrides):
-    return load_config(overrides={"warehouse.path": path, "embed.model": "hash",
-                                  "drift.permutations": 100, **overrides}, environ={})
 
 
 def test_ingest_states_runs_and_map(prefect_harness, tmp_path):
@@ -39,12 +33,8 @@ def test_ingest_states_runs_and_map(prefect_harness, tmp_path):
 
     # Two texts with the same words in another order get the same hash "embedding": a
     # version whose vectors are mostly identical is broken, and the gate says so by name.
-    twins = [{"_id": f"t{i}", "text": f"{w} alpha beta gamma delta epsilon zeta eta theta"}
-             for i, w in enumerate(["iota", "kappa"])]
-    twins += [{"_id": f"u{i}", "text": f"alpha beta gamma delta epsilon zeta eta theta {w}"}
-              for i, w in enumerate(["iota", "kappa"])]
     strict = hash_config(tmp_path / "wh", **{"gate.max_duplicate_share": 0.1})
-    rejected = ingest_corpus(str(write_jsonl(tmp_path / "b.jsonl", twins)), strict,
+    rejected = ingest_corpus(str(write_jsonl(tmp_path / "b.jsonl", word_order_twins())), strict,
                              return_state=True)
     assert rejected.name == "Rejected"
     assert rejected.message.startswith("rejected v2: ") and "identical vectors" in rejected.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +149,14 @@ def test_metrics_agree_with_sentence_transformers_ir_evaluator(subset, real_embe
     assert ours.metrics["recall@100"] == pytest.approx(scores["recall@k"][100], abs=1e-4)
 
 
+def evaluate_json(config, option: str, path: Path) -> dict[tuple[str, str], float]:
+    """`embedpipe evaluate --version 1 OPTION PATH --json`: its values by (evaluator, metric)."""
+    result = CliRunner().invoke(app, ["evaluate", "--version", "1", option, str(path),
+                                      "--json", "--warehouse", str(config.warehouse.path)])
+    assert result.exit_code == 0, result.output
+    return {(r["evaluator"], r["metric"]): r["value"] for r in json.loads(result.output)}
+
+
 def test_evaluate_command_with_sts_pairs(ingested, tmp_path):
     config, _ = ingested
     sts_file = DATA_DIR / "stsb" / "sts-test.csv"
@@ -155,10 +164,7 @@ def test_evaluate_command_with_sts_pairs(ingested, tmp_path):
         pytest.skip(f"STS-B not found under {sts_file.parent}")
     sample = tmp_path / "sts-sample.csv"
     sample.write_text("".join(sts_file.read_text().splitlines(keepends=True)[:300]))
-    result = CliRunner().invoke(app, ["evaluate", "--version", "1", "--sts", str(sample),
-                                      "--json", "--warehouse", str(config.warehouse.path)])
-    assert result.exit_code == 0, result.output
-    rows = {(r["evaluator"], r["metric"]): r["value"] for r in json.loads(result.output)}
+    rows = evaluate_json(config, "--sts", sample)
     assert rows[("sts:sts-sample.csv", "spearman")] > 0.75
     stored = open_warehouse(config.warehouse.path).metrics(1)
     assert any(r["evaluator"] == "sts:sts-sample.csv" for r in stored)
@@ -175,10 +181,7 @@ def test_evaluate_command_with_labels(ingested, tmp_path):
                         "from the north-west; fog clears by noon.", "label": "weather"}
                for i in range(16)]
     labelled = write_jsonl(tmp_path / "topics.jsonl", recipes + weather)
-    result = CliRunner().invoke(app, ["evaluate", "--version", "1", "--labels", str(labelled),
-                                      "--json", "--warehouse", str(config.warehouse.path)])
-    assert result.exit_code == 0, result.output
-    rows = {(r["evaluator"], r["metric"]): r["value"] for r in json.loads(result.output)}
+    rows = evaluate_json(config, "--labels", labelled)
     assert rows[("probe:topics.jsonl", "majority_accuracy")] == pytest.approx(24 / 40)
     assert rows[("probe:topics.jsonl", "accuracy")] == 1.0  # two topics a model tells apart
     assert rows[("clusters:topics.jsonl", "v_measure")] > 0.9

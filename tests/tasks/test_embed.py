@@ -12,6 +12,7 @@ from tasks.embed import (
     embed_texts,
     fingerprint_directory,
 )
+from tests.conftest import run_python
 
 
 @pytest.fixture(scope="session")
@@ -94,13 +95,9 @@ def test_exported_backends_agree_with_torch(real_embedder, exported, backend, bo
 
 def test_exported_backends_load_without_torch(exported):
     """What `embedpipe search` needs with an exported backend imports no torch (fast start)."""
-    import subprocess
-    import sys
-
     code = ("import sys; from tasks.embed import EmbedConfig, load_embedder; "
             "e = load_embedder(EmbedConfig(backend='onnx-int8')); e.encode(['x'], 1); "
             "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') "
             "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(code)
     assert done.stdout.strip() == "[]", done.stderr

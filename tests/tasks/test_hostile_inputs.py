@@ -9,9 +9,6 @@ reason.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,8 +20,8 @@ from hypothesis import strategies as st
 from tasks.clean import CleanConfig, clean_documents, normalize_text
 from tasks.errors import SourceError
 from tasks.load import SourceConfig, load_source
+from tests.conftest import run_embedpipe
 
-EMBEDPIPE = str(Path(sys.executable).parent / "embedpipe")
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -176,19 +173,17 @@ def test_hostile_files_through_the_cli(tmp_path, prefect_api, kind):
     write, name = writers[kind]
     source = tmp_path / name
     n_input = write(source)
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "EMBEDPIPE_EMBED__MODEL": "hash"}
     wh = tmp_path / "wh"
-    done = subprocess.run([EMBEDPIPE, "ingest", str(source), "--warehouse", str(wh), "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = run_embedpipe(["ingest", str(source), "--warehouse", str(wh), "--json"], prefect_api)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     summary = json.loads(done.stdout)
     assert summary["input_documents"] == n_input
     assert summary["input_documents"] == (summary["kept"] + summary["exact_duplicates"]
                                           + summary["near_duplicates"] + summary["quarantined"])
-    rows = subprocess.run([EMBEDPIPE, "sql", 'SELECT source, "row", reason, doc_id, twin_doc_id '
-                           "FROM quarantine", "--format", "json", "--warehouse", str(wh)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    rows = run_embedpipe(["sql", 'SELECT source, "row", reason, doc_id, twin_doc_id FROM '
+                          "quarantine", "--format", "json", "--warehouse", str(wh)], prefect_api,
+                         timeout=120)
     assert rows.returncode == 0, rows.stderr
     quarantine = [json.loads(line) for line in rows.stdout.splitlines()]
     assert len(quarantine) == n_input - summary["kept"]
@@ -199,9 +194,8 @@ def test_hostile_files_through_the_cli(tmp_path, prefect_api, kind):
         if row["reason"] in ("exact_duplicate", "near_duplicate", "duplicate_id"):
             assert row["twin_doc_id"]
     # Nothing kept carries markup or control characters into the store.
-    texts = subprocess.run([EMBEDPIPE, "sql", "SELECT text FROM documents", "--format", "json",
-                            "--warehouse", str(wh)], capture_output=True, text=True, env=env,
-                           timeout=120)
+    texts = run_embedpipe(["sql", "SELECT text FROM documents", "--format", "json",
+                           "--warehouse", str(wh)], prefect_api, timeout=120)
     for line in texts.stdout.splitlines():
         text = json.loads(line)["text"]
         assert "<script>" not in text and "\x00" not in text and "\u202e" not in text
@@ -212,9 +206,7 @@ def test_hostile_files_through_the_cli(tmp_path, prefect_api, kind):
 def test_a_file_with_nothing_usable_is_one_line(tmp_path, prefect_api, content):
     source = tmp_path / "nothing.jsonl"
     source.write_bytes(content)
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "EMBEDPIPE_EMBED__MODEL": "hash"}
-    done = subprocess.run([EMBEDPIPE, "ingest", str(source), "--warehouse", str(tmp_path / "w")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = run_embedpipe(["ingest", str(source), "--warehouse", str(tmp_path / "w")], prefect_api)
     assert done.returncode == 2, done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "nothing.jsonl" in errors[0], done.stderr
