@@ -42,7 +42,7 @@ def main() -> None:
         print(f"skipped: SciFact or STS-B not found under {DATA_DIR}")
         return
     config = DriftConfig(reference_size=args.size, current_size=args.size)
-    embedder = load_embedder(EmbedConfig())
+    embedder = load_embedder(EmbedConfig(backend="torch"))  # the recorded results are torch fp32
     docs = [json.loads(line) for line in corpus.read_text().splitlines()]
     rng = np.random.default_rng(0)
     # 3 disjoint samples per repetition at most: embed enough abstracts for that, no more.

@@ -39,7 +39,7 @@ def main() -> None:
     args = bench_parser(__doc__, chunks=512, rounds=3,
                         batch_size=EmbedConfig().batch_size).parse_args()
 
-    embedder = load_embedder(EmbedConfig())
+    embedder = load_embedder(EmbedConfig(backend="torch"))  # the recorded results are torch fp32
     corpus, texts, tokens = sample_chunks(args.chunks, embedder)
     model = embedder.model  # type: ignore[attr-defined]
     model.encode(texts[:64], batch_size=args.batch_size)  # warm-up: first call pays allocation

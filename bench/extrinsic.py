@@ -25,7 +25,7 @@ from tasks.extrinsic import clustering, linear_probe
 
 def main() -> None:
     labelled = load_labelled(stsb_test())
-    embedder = load_embedder(EmbedConfig())
+    embedder = load_embedder(EmbedConfig(backend="torch"))  # the recorded results are torch fp32
     vectors = embed_texts(labelled.texts, embedder, 64)
     probe = linear_probe(labelled.name, vectors, labelled.labels).metrics
     clusters = clustering(labelled.name, vectors, labelled.labels).metrics

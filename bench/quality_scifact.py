@@ -40,8 +40,8 @@ def main() -> None:
     args = parser.parse_args()
     scifact = scifact_dir()
     wh_path = args.warehouse or Path(tempfile.mkdtemp(prefix="embedpipe-scifact-"))
-    config = load_config(overrides={"warehouse.path": wh_path, "evaluate.beir": scifact},
-                         environ={})
+    config = load_config(overrides={"warehouse.path": wh_path, "evaluate.beir": scifact,
+                                    "embed.backend": "torch"}, environ={})
     wh = Warehouse(config.warehouse.path)
     started = time.perf_counter()
     if not wh.exists():
@@ -50,7 +50,7 @@ def main() -> None:
         ingest_corpus(str(scifact / "corpus.jsonl"), config)
     ingest_seconds = time.perf_counter() - started
     version = wh.version()
-    embedder = load_embedder(EmbedConfig())
+    embedder = load_embedder(EmbedConfig(backend="torch"))  # the recorded results are torch fp32
     beir = load_beir(scifact)
     qids = sorted(beir.queries)
     qvecs = embed_texts([beir.queries[q] for q in qids], embedder, 64)

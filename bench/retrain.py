@@ -49,7 +49,7 @@ def main() -> None:
     beir = load_beir(scifact)
     corpus = prep.read_corpus(scifact / "corpus.jsonl", SourceConfig(), CleanConfig())
     mined = mine(corpus.documents, args.mined_queries, args.mined_distractors, seed=0)
-    active = load_embedder(EmbedConfig())
+    active = load_embedder(EmbedConfig(backend="torch"))  # fine-tuning trains torch models
     work = Path(tempfile.mkdtemp(prefix="embedpipe-retrain-"))
     chunking = prep.Chunking(ChunkConfig(), active.max_seq_length)
     documents, chunks = prep.chunk_corpus(corpus.documents, active.tokenizer, chunking)
@@ -69,7 +69,7 @@ def main() -> None:
         else:
             facts = finetune.finetune(active.location, pairs, config, work / name)
             training[name] = facts
-            model = load_embedder(EmbedConfig(model=str(work / name)))
+            model = load_embedder(EmbedConfig(model=str(work / name), backend="torch"))
         scores[name] = {"mined": evaluate_mined(mined, model, 64).metrics["ndcg@10"],
                         "real": real_ndcg(model, docs, beir),
                         "seconds": round(time.perf_counter() - started, 1)}
