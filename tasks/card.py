@@ -16,9 +16,9 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from warehouse.store import Version, Warehouse
+from warehouse.store import Version
 
 MANY_CHUNKS = 4  # a document cut into this many chunks or more is "long" for the card
 _WHY_NOT = {
@@ -40,7 +40,17 @@ class CardFacts:
     scripts: dict[str, float] = field(default_factory=dict)  # writing system -> share of chars
 
 
-def gather(warehouse: Warehouse, version: Version) -> CardFacts:
+class CardSource(Protocol):
+    """What a card reads (warehouse.store provides it): the stage itself never opens storage."""
+
+    def metrics(self, version_id: int) -> list[dict[str, Any]]: ...
+    def active_or_none(self) -> Version | None: ...
+    def drift_checks_since(self, since: Any) -> list[dict[str, Any]]: ...
+    def chunk_spread(self, version: Version, many: int) -> float: ...
+    def text_sample(self, version: Version, size: int) -> list[str]: ...
+
+
+def gather(warehouse: CardSource, version: Version) -> CardFacts:
     """The facts of `version`'s card, read from the warehouse."""
     def by_key(version_id: int | None) -> dict[tuple[str, str], float]:
         if version_id is None:
@@ -162,5 +172,5 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def card(warehouse: Warehouse, version: Version) -> str:
+def card(warehouse: CardSource, version: Version) -> str:
     return render(gather(warehouse, version))
