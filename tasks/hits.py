@@ -60,14 +60,21 @@ def index_rows(chunks: pa.Table, labels: np.ndarray) -> pa.Table:
         chunks: chunk_key, chunk_id, doc_id, text, title of every chunk of a version.
         labels: the distinct-text label of each chunk (as the index was built).
     """
-    titles = chunks["title"].to_pylist()
-    snippets = [snippet(t, ti) for t, ti in zip(chunks["text"].to_pylist(), titles, strict=True)]
-    table = pa.table({"label": pa.array(labels, pa.int64()),
-                      "chunk_key": chunks["chunk_key"].cast(pa.int64()),
-                      "chunk_id": chunks["chunk_id"], "doc_id": chunks["doc_id"],
-                      "title": pa.array(titles, pa.string()),
-                      "snippet": pa.array(snippets, pa.string())}, schema=ROWS_SCHEMA)
-    return table.sort_by([("label", "ascending"), ("chunk_key", "ascending")])
+    parts = []
+    for start in range(0, max(chunks.num_rows, 1), _SLICE):  # one slice's strings at a time
+        part = chunks.slice(start, _SLICE)
+        titles = part["title"].to_pylist()
+        snippets = [snippet(t, ti) for t, ti in zip(part["text"].to_pylist(), titles,
+                                                    strict=True)]
+        parts.append(pa.table({
+            "label": pa.array(labels[start:start + _SLICE], pa.int64()),
+            "chunk_key": part["chunk_key"].cast(pa.int64()), "chunk_id": part["chunk_id"],
+            "doc_id": part["doc_id"], "title": part["title"].cast(pa.string()),
+            "snippet": pa.array(snippets, pa.string())}, schema=ROWS_SCHEMA))
+    return pa.concat_tables(parts).sort_by([("label", "ascending"), ("chunk_key", "ascending")])
+
+
+_SLICE = 50_000
 
 
 class HitRows:

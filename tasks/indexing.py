@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 
 from tasks import lexical
 from tasks.ann import backend
@@ -29,14 +30,13 @@ def build_version_index(warehouse: Warehouse, version: Version, config: IndexCon
     Raises:
         MixedModels: a chunk of the version has no vector of the version's model.
     """
-    hashes, vectors = warehouse.distinct_vectors(version)  # sorted by text hash
+    hashes, vectors = warehouse.distinct_vectors(version)  # label i: the i-th distinct text
     chunks = warehouse.chunks(version)
-    chunk_hashes = np.asarray(chunks["text_hash"].to_pylist(), dtype=object)
-    labels = np.searchsorted(hashes, chunk_hashes) if len(hashes) else np.zeros(0, np.int64)
-    found = labels < len(hashes)
-    if not found.all() or (len(hashes) and (hashes[labels[found]] != chunk_hashes[found]).any()):
+    found = pc.index_in(chunks["text_hash"], value_set=hashes)  # null: no vector of its text
+    if found.null_count:
         raise MixedModels(f"version {version.version_id}: some chunks have no vector of model "
                           f"{version.model_fingerprint}")
+    labels = found.to_numpy().astype(np.int64)
     ann, report = build_index(vectors, np.arange(len(vectors), dtype=np.int64), config, queries)
     report = replace(report, count=chunks.num_rows)
     rows = index_rows(chunks, labels)

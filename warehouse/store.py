@@ -118,15 +118,14 @@ class LakeSession:
         return self.con.execute(queries.documents_state(int(version.lake_snapshot))
                                 ).to_arrow_table()
 
-    def known_hashes(self, fingerprint: str, text_hashes: list[str]) -> set[str]:
-        """Which of `text_hashes` already have a vector of model `fingerprint`."""
-        hashes = pa.table({"text_hash": pa.array(sorted(set(text_hashes)), pa.string())})
-        self.con.register("hashes", hashes)
+    def known_hashes(self, fingerprint: str, text_hashes: pa.Array) -> pa.Array:
+        """Which of `text_hashes` (distinct) already have a vector of model `fingerprint`."""
+        self.con.register("hashes", pa.table({"text_hash": text_hashes.cast(pa.string())}))
         try:
-            rows = self.con.execute(queries.KNOWN_HASHES, [fingerprint]).fetchall()
+            found = self.con.execute(queries.KNOWN_HASHES, [fingerprint]).to_arrow_table()
         finally:
             self.con.unregister("hashes")
-        return {r[0] for r in rows}
+        return found["text_hash"].combine_chunks().cast(pa.string())
 
 
 class Warehouse:
@@ -262,12 +261,12 @@ class Warehouse:
                             [version.model_fingerprint])
         return table["chunk_key"].to_numpy().astype(np.int64), self._decode(table, version)
 
-    def distinct_vectors(self, version: Version) -> tuple[np.ndarray, np.ndarray]:
-        """(text hashes, vectors (n, d) float32): one per distinct chunk text of `version`."""
+    def distinct_vectors(self, version: Version) -> tuple[pa.Array, np.ndarray]:
+        """(text hashes, vectors (n, d) float32): one per distinct chunk text of `version`,
+        sorted by text hash."""
         table = self._table(queries.distinct_vectors(int(version.lake_snapshot), self._coded()),
                             [version.model_fingerprint])
-        hashes = np.asarray(table["text_hash"].to_pylist(), dtype=object)
-        return hashes, self._decode(table, version)
+        return table["text_hash"].combine_chunks().cast(pa.string()), self._decode(table, version)
 
     def reference_sample(self, version: Version, size: int, seed: int
                          ) -> tuple[list[str], np.ndarray]:

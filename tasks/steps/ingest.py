@@ -28,7 +28,7 @@ from warehouse.codec import StoreConfig
 from warehouse.faults import checkpoint
 from warehouse.location import Location
 from warehouse.plan import IngestPlan, plan_ingest
-from warehouse.reuse import missing_vectors
+from warehouse.reuse import missing_texts
 from warehouse.store import Version, Warehouse
 from warehouse.writer import Changes, VersionDraft, open_writer
 
@@ -107,20 +107,33 @@ def chunk_changed(corpus: prep.Corpus, plan: IngestPlan, tokenizer: Any,
     return documents, chunks
 
 
+# Texts embedded at a time in this process: only one slice's Python strings are alive at once.
+SLICE_TEXTS = 50_000
+
+
 @task(name="embed-chunks", cache_policy=NONE)
-def embed_locally(hashes: list[str], texts: list[str], embedder: embed.Embedder,
-                  config: embed.EmbedConfig) -> pa.Table:
-    """Vectors of the given texts in this process, with a progress bar and artifact."""
+def embed_locally(todo: pa.Table, embedder: embed.Embedder, config: embed.EmbedConfig
+                  ) -> pa.Table:
+    """Vectors of `todo`'s texts (text_hash, text) in this process, slice by slice, with a
+    progress bar and artifact."""
     artifact = cast(UUID, create_progress_artifact(progress=0.0,
                                                    description="embedding chunk texts"))
+    total = todo.num_rows
+    report("embed", 0, total)
+    parts = []
+    for start in range(0, max(total, 1), SLICE_TEXTS):
+        part = todo.slice(start, SLICE_TEXTS)
 
-    def on_progress(done: int) -> None:
-        report("embed", done, len(texts))
-        update_progress_artifact(artifact_id=artifact, progress=100.0 * done / max(len(texts), 1))
+        def on_progress(done: int, start: int = start) -> None:
+            report("embed", start + done, total)
+            update_progress_artifact(artifact_id=artifact,
+                                     progress=100.0 * (start + done) / max(total, 1))
 
-    report("embed", 0, len(texts))
-    vectors = embed.embed_texts(texts, embedder, config.batch_size, on_progress)
-    return embed.vectors_table(embedder.fingerprint, hashes, vectors)
+        vectors = embed.embed_texts(part["text"].to_pylist(), embedder, config.batch_size,
+                                    on_progress)
+        parts.append(embed.vectors_table(embedder.fingerprint, part["text_hash"].to_pylist(),
+                                         vectors))
+    return pa.concat_tables(parts)
 
 
 @task(name="embed-shard", cache_policy=NONE, retries=2)
@@ -140,20 +153,21 @@ def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Emb
     a shared directory or its s3:// prefix); else they are embedded here.
     """
     with warehouse.session() as session:
-        hashes, texts = missing_vectors(session, chunks, embedder.fingerprint)
-    log(f"embedding {len(texts)} new chunk texts; {chunks.num_rows - len(texts)} chunks reuse "
-        "stored vectors")
+        todo = missing_texts(session, chunks, embedder.fingerprint)
+    log(f"embedding {todo.num_rows} new chunk texts; {chunks.num_rows - todo.num_rows} chunks "
+        "reuse stored vectors")
     if not config.dask_address:
-        return cast(pa.Table, embed_locally(hashes, texts, embedder, config))
+        return cast(pa.Table, embed_locally(todo, embedder, config))
     staging, location = f"staging/{run_id}", warehouse.location
-    step = config.shard_size
-    futures = [embed_shard.submit(hashes[i:i + step], texts[i:i + step], config,
+    step, total = config.shard_size, todo.num_rows
+    futures = [embed_shard.submit(todo["text_hash"][i:i + step].to_pylist(),
+                                  todo["text"][i:i + step].to_pylist(), config,
                                   embedder.fingerprint, location,
                                   f"{staging}/part-{i // step:05d}.parquet")
-               for i in range(0, len(hashes), step)]
-    report("embed", 0, len(hashes))
+               for i in range(0, total, step)]
+    report("embed", 0, total)
     for done, _ in enumerate(as_completed(futures), start=1):
-        report("embed", min(done * step, len(hashes)), len(hashes))
+        report("embed", min(done * step, total), total)
     vectors = distributed.read_parts(location, [f.result() for f in futures])  # in shard order
     location.delete(staging)
     return vectors
