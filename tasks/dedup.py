@@ -5,13 +5,13 @@ exact duplicate (same content hash as a kept document) or a near duplicate (MinH
 word shingles at least the threshold with a kept document), naming the kept twin.
 
 Memory is arrays, not per-document Python objects: MinHash signatures are rows of a uint32
-matrix (grown by doubling), and the LSH index is, per band, a few sorted runs of bucket hashes
-beside the row each belongs to — a shard's bands are looked up with `searchsorted` in each run
-and added as a new run, and runs of similar size merge (as in an LSM tree), so adding a shard
-costs O(shard · log n), never a re-sort of everything kept. A million documents with 128
-permutations in 32 bands take about 512 MB of signatures and 512 MB of index. The bands (4
-rows each) make a pair at Jaccard 0.7 a candidate with probability 0.99; candidates are
-confirmed on the signatures' estimated Jaccard.
+matrix kept as one block per shard (never copied whole), and the LSH index is, per band, a few
+sorted runs of bucket hashes beside the row each belongs to — a shard's bands are looked up
+with `searchsorted` in each run and added as a new run, and runs of similar size merge (as in
+an LSM tree), so adding a shard costs O(shard · log n), never a re-sort of everything kept.
+A million documents with 128 permutations in 32 bands take about 512 MB of signatures and
+512 MB of index. The bands (4 rows each) make a pair at Jaccard 0.7 a candidate with
+probability 0.99; candidates are confirmed on the signatures' estimated Jaccard.
 Hashing is vectorised: word hashes once per document, shingle hashes as a rolling polynomial,
 minima over all permutations in one `reduceat` per shard.
 """
@@ -58,7 +58,7 @@ class Deduplicator:
     seed: int = 1
     _hashes: dict[str, str] = field(default_factory=dict)  # content hash -> kept doc id
     _ids: list[str] = field(default_factory=list)  # kept doc id per signature row
-    _signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))
+    _signatures: _RowBlocks = field(default_factory=lambda: _RowBlocks())
     _index: list[_SortedRuns] = field(default_factory=list)  # per band: bucket hash -> row
 
     def __post_init__(self) -> None:
@@ -68,7 +68,6 @@ class Deduplicator:
         rng = np.random.default_rng(self.seed)
         self._a = rng.integers(1, int(_PRIME), size=self.permutations, dtype=np.uint64)
         self._b = rng.integers(0, int(_PRIME), size=self.permutations, dtype=np.uint64)
-        self._signatures = np.zeros((1024, self.permutations), np.uint32)  # first `kept` rows
         self._index = [_SortedRuns() for _ in range(self.bands)]
 
     def shard(self, doc_ids: list[str], texts: list[str], content_hashes: list[str]
@@ -111,7 +110,7 @@ class Deduplicator:
         kept: list[int] = []
         ids_here = [doc_ids[i] for i in candidates]
         for n, i in enumerate(candidates):
-            twin, similarity = self._best(signatures[n], earlier[n], self._kept_signatures,
+            twin, similarity = self._best(signatures[n], earlier[n], self._signatures,
                                           self._ids)
             mine = sorted({m for band, bucket in enumerate(bands[n].tolist())
                            for m in local[band].get(bucket, ())})  # kept earlier in this shard
@@ -135,7 +134,7 @@ class Deduplicator:
             self._index[band].lookup(bands[:, band], found)
         return found
 
-    def _best(self, signature: np.ndarray, rows: list[int], signatures: np.ndarray,
+    def _best(self, signature: np.ndarray, rows: list[int], signatures: np.ndarray | _RowBlocks,
               ids: list[str]) -> tuple[str | None, float]:
         """The most similar of `rows` at or above the threshold (estimated Jaccard)."""
         if not rows:
@@ -156,10 +155,6 @@ class Deduplicator:
     def kept(self) -> int:
         """Documents kept so far (rows of the signature matrix)."""
         return len(self._ids)
-
-    @property
-    def _kept_signatures(self) -> np.ndarray:
-        return self._signatures[:self.kept]
 
     def signatures(self, texts: list[str]) -> np.ndarray:
         """MinHash signatures (len(texts), permutations) of the word shingles of each text."""
@@ -189,15 +184,31 @@ class Deduplicator:
 
     def _add(self, doc_ids: list[str], signatures: np.ndarray, bands: np.ndarray) -> None:
         first, last = self.kept, self.kept + len(doc_ids)
-        if last > len(self._signatures):  # grow by doubling: amortised O(1) per row
-            grown = np.zeros((max(last, 2 * len(self._signatures)), self.permutations), np.uint32)
-            grown[:first] = self._signatures[:first]
-            self._signatures = grown
-        self._signatures[first:last] = signatures
+        self._signatures.append(signatures)
         self._ids.extend(doc_ids)
         rows = np.arange(first, last, dtype=np.int64)
         for band in range(self.bands):
             self._index[band].add(bands[:, band], rows)
+
+
+class _RowBlocks:
+    """A matrix grown a block of rows at a time (one per shard) and never copied whole; read
+    back by global row numbers."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+        self.starts: list[int] = []  # global row of each block's first row
+        self.count = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        self.blocks.append(rows)
+        self.starts.append(self.count)
+        self.count += len(rows)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        which = np.searchsorted(np.asarray(self.starts), rows, "right") - 1
+        return np.stack([self.blocks[b][r - self.starts[b]]
+                         for b, r in zip(which.tolist(), rows.tolist(), strict=True)])
 
 
 class _SortedRuns:
