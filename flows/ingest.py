@@ -101,6 +101,7 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
                                         config.store)
         summary = summarize_publication(summary, plan, chunks, vectors, version)
         del corpus, documents, chunks, vectors  # in the lake now: what follows reads it there
+        steps.release_memory()
         queries = evaluating.embed_eval_queries(config.evaluate, embedder,
                                                 config.embed.batch_size)
         indexed, built = steps.index_version(warehouse, version, config.index,

@@ -74,6 +74,12 @@ def same_setup(version: Version, embedder: embed.Embedder, chunk_config: chunk.C
             and version.chunker_config == chunking.record())
 
 
+def release_memory() -> None:
+    """Give the memory of the tables a run no longer holds back to the system (Arrow's
+    allocator keeps freed pages for reuse; the index stage allocates through others)."""
+    pa.default_memory_pool().release_unused()
+
+
 @timed("load_model")
 def load_model(config: embed.EmbedConfig) -> embed.Embedder:
     """The configured embedder, loaded once for the run (a plain step: a model is no result)."""
