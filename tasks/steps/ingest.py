@@ -25,6 +25,7 @@ from tasks.progress import report
 from tasks.steps import log
 from tasks.steps.timing import timed
 from warehouse.codec import StoreConfig
+from warehouse.errors import WarehouseError
 from warehouse.faults import checkpoint
 from warehouse.location import Location
 from warehouse.plan import IngestPlan, plan_ingest
@@ -61,8 +62,11 @@ def active_version_of_source(warehouse: Warehouse, source_key: str) -> Version |
     """The active version, if it was read from the source with this fingerprint."""
     if not warehouse.exists():
         return None
-    with warehouse.session() as session:
-        active = session.active_version()
+    try:
+        with warehouse.session() as session:
+            active = session.active_version()
+    except WarehouseError:  # a PostgreSQL catalog whose lake the first ingest has yet to create
+        return None
     return active if active and active.source_fingerprint == source_key else None
 
 

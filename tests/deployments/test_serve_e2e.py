@@ -262,6 +262,8 @@ def test_serve_port_puts_the_ui_and_trigger_on_that_port(tmp_path):
         wait_until(lambda: api_healthy(api), 120, "embedpipe serve's Prefect server", proc)
         with urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=30) as response:
             assert json.load(response)["api_url"] == api  # the UI calls the API on N
+        # serve records the server once it has seen it healthy (this test may see it first)
+        wait_until(lambda: (home / "server.json").exists(), 60, "serve's server record", proc)
         assert json.loads((home / "server.json").read_text())["api_url"] == api
         # trigger finds that server with no PREFECT_API_URL, and sees its deployments
         wait_until(lambda: {"ingest", "monitor", "retrain", "evaluate"} <= set(listed()), 120,
