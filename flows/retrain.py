@@ -54,7 +54,8 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
     warehouse = config.warehouse.open()
     started = report.now()
     finetuned = config.retrain.strategy == "finetune"
-    with warehouse_lock(warehouse, config.warehouse.lock_wait_seconds):
+    with warehouse_lock(warehouse, max(config.warehouse.lock_wait_seconds,
+                                       config.retrain.lock_wait_seconds)):
         active = warehouse.readable()
         wait = steps.cooldown_left(warehouse, config.retrain)
         if wait:

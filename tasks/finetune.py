@@ -33,6 +33,9 @@ class RetrainConfig(BaseModel):
     # Seconds between two retrains that train or re-embed (a cooldown): a corpus that keeps
     # drifting would otherwise retrain at every hourly check. 0 switches it off.
     min_interval: float = Field(86_400.0, ge=0)
+    # A retrain fired while another writer works (two drift events close together, an ingest)
+    # waits up to this long for the writer lock, then meets the cooldown, instead of failing.
+    lock_wait_seconds: float = Field(1800.0, ge=0)
     # Seconds per training step at batch 32 x 256 tokens on this kind of CPU, for the estimate
     # until a retrain of this warehouse measured its own (13 s measured on 2 cores).
     step_seconds_at_32x256: float = Field(13.0, gt=0)
