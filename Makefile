@@ -3,23 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK ?= requirements.lock
 EP := $(BIN)/embedpipe
 DEMO_CORPUS := .embedpipe/demo/stdlib.jsonl
 export HF_HUB_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint bench serve clean
+.PHONY: install lock check-lock demo test lint bench serve clean
 
 install: $(STAMP)
 
-# torch first and exactly 2.13.0: pip takes the local CPU wheel; letting sentence-transformers
-# pull torch would download a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# Exactly the lock: every package pinned with its hashes, --no-deps so no resolver runs, and the
+# project itself built with the lock's setuptools (no isolated build that would fetch another).
+# The lock's torch is 2.13.0+cpu (the local CPU wheel); see README "Install" for a GPU build.
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) .ci/lockfile.py check --lock $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Refresh the lock after a change to pyproject.toml's requirements (uv pip compile, hashes).
+lock:
+	$(PYTHON) .ci/lockfile.py compile --lock $(LOCK)
+
+check-lock:
+	@$(PYTHON) .ci/lockfile.py check --lock $(LOCK)
 
 demo: $(STAMP)
 	$(EP) demo-corpus $(DEMO_CORPUS)
@@ -32,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: check-lock lint
 	bash .ci/system-deps
 	$(BIN)/pytest -q
 

@@ -162,7 +162,7 @@ def _body(source: Path, attention: str | None) -> Any:
     import torch
     from transformers import AutoModel
 
-    kwargs = {"attn_implementation": attention} if attention else {}
+    kwargs: dict[str, Any] = {"attn_implementation": attention} if attention else {}
     model = AutoModel.from_pretrained(str(source), **kwargs).eval()
 
     class Body(torch.nn.Module):
