@@ -19,12 +19,13 @@ import time
 import numpy as np
 from _common import DATA_DIR, bench_parser, machine, scifact_dir, write_result
 
-from tasks.chunk import ChunkConfig, chunk_documents
-from tasks.embed import BACKENDS, EmbedConfig, embed_texts, load_embedder
-from tasks.evalsets import load_beir
-from tasks.evaluate import evaluate_retrieval
-from tasks.index import ExactIndex
-from tasks.tokenize import tokenize_documents
+from tasks.embed.base import BACKENDS, EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.index.ann import ExactIndex
+from tasks.prep.chunk import ChunkConfig, chunk_documents
+from tasks.prep.tokenize import tokenize_documents
+from tasks.quality.evalsets import load_beir
+from tasks.quality.evaluate import evaluate_retrieval
 
 
 def sample_chunks(n: int, tokenizer) -> list[str]:

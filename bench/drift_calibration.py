@@ -17,9 +17,10 @@ import time
 import numpy as np
 from _common import DATA_DIR, bench_parser, write_result
 
-from tasks.drift import DriftConfig, alarm, embedding_drift
-from tasks.embed import EmbedConfig, embed_texts, load_embedder
-from tasks.evalsets import load_sts
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.monitor.drift import DriftConfig, alarm, embedding_drift
+from tasks.quality.evalsets import load_sts
 
 TARGETS = {"null": ("<=", 0.07), "stsb": (">=", 0.95), "mix20": (">=", 0.80)}
 

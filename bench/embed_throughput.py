@@ -16,11 +16,12 @@ from pathlib import Path
 from _common import bench_parser, scifact_corpus, write_result
 
 from flows.demo import write_demo_corpus
-from tasks.chunk import ChunkConfig, chunk_documents
-from tasks.clean import CleanConfig, clean_documents
-from tasks.embed import EmbedConfig, embed_texts, load_embedder
-from tasks.load import SourceConfig, load_source
-from tasks.tokenize import tokenize_documents
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.prep.chunk import ChunkConfig, chunk_documents
+from tasks.prep.clean import CleanConfig, clean_documents
+from tasks.prep.load import SourceConfig, load_source
+from tasks.prep.tokenize import tokenize_documents
 
 
 def sample_chunks(n: int, embedder) -> tuple[str, list[str], int]:

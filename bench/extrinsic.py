@@ -17,10 +17,11 @@ from collections import Counter
 
 from _common import stsb_test, write_result
 
-from tasks.bias import evaluate_bias, load_tests
-from tasks.embed import EmbedConfig, embed_texts, load_embedder
-from tasks.evalsets import load_labelled
-from tasks.extrinsic import clustering, linear_probe
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.quality.bias import evaluate_bias, load_tests
+from tasks.quality.evalsets import load_labelled
+from tasks.quality.extrinsic import clustering, linear_probe
 
 
 def main() -> None:

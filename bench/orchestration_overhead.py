@@ -17,8 +17,10 @@ from _common import scifact_parser, scifact_workspace, warm_up_prefect, write_re
 
 from flows.config import EmbedpipeConfig, load_config
 from flows.ingest import ingest_corpus
-from tasks import embed, prep, scoring
-from tasks.indexing import build_version_index
+from tasks.embed import base as embed
+from tasks.index.storage import build_version_index
+from tasks.prep import chain as prep
+from tasks.quality import scoring
 from warehouse.plan import plan_ingest
 from warehouse.reuse import missing_vectors
 from warehouse.store import Warehouse

@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 from _common import DATA_DIR, write_result
 
 from flows.config import load_config
-from tasks.ann import ExactIndex
-from tasks.embed import EmbedConfig, embed_texts, load_embedder
-from tasks.evalsets import load_beir, load_sts
-from tasks.evaluate import evaluate_retrieval, evaluate_sts
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.index.ann import ExactIndex
+from tasks.quality.evalsets import load_beir, load_sts
+from tasks.quality.evaluate import evaluate_retrieval, evaluate_sts
 from warehouse.codec import BYTES_PER_VALUE, encode, int8_scale, round_trip
 from warehouse.store import Warehouse
 

@@ -22,12 +22,13 @@ import numpy as np
 from _common import bench_parser, scifact_dir, write_result
 
 from flows.config import load_config
-from tasks.embed import EmbedConfig, embed_texts, load_embedder
-from tasks.evalsets import load_beir
-from tasks.evaluate import evaluate_retrieval
-from tasks.index import ExactIndex
-from tasks.indexing import open_version_index
-from tasks.scoring import EmbeddedQueries, retrieval
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.index.ann import ExactIndex
+from tasks.index.storage import open_version_index
+from tasks.quality.evalsets import load_beir
+from tasks.quality.evaluate import evaluate_retrieval
+from tasks.quality.scoring import EmbeddedQueries, retrieval
 from warehouse.store import Warehouse
 
 PUBLISHED_NDCG = 0.645

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from _common import stsb_test, write_result
 
-from tasks.embed import EmbedConfig, embed_texts, load_embedder
-from tasks.evalsets import load_sts
-from tasks.evaluate import evaluate_sts
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.quality.evalsets import load_sts
+from tasks.quality.evaluate import evaluate_sts
 
 PUBLISHED = 0.8203
 

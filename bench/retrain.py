@@ -1,12 +1,12 @@
 """Does the mined evaluation set judge retrained models the way real relevance judgements do?
 
-On SciFact: the inverse-cloze set mined from the corpus (`tasks/mined.py`, what a retrain uses
-when no labelled set is configured) and SciFact's real test qrels each score the active model
-(all-MiniLM-L6-v2) and three candidates: a re-embed (the same model), a fine-tune on pairs
-mined from the corpus (held-out documents excluded), and a fine-tune that breaks the model (a
-learning rate far too high). For each candidate: the nDCG@10 delta against the active model on
-both sets and whether the two verdicts (better / not better) agree; over all candidates, the
-rank correlation of the two sets' scores. Writes bench/results/retrain.json.
+On SciFact: the inverse-cloze set mined from the corpus (`tasks/quality/mined.py`, what a retrain
+uses when no labelled set is configured) and SciFact's real test qrels each score the active model
+(all-MiniLM-L6-v2) and three candidates: a re-embed (the same model), a fine-tune on pairs mined
+from the corpus (held-out documents excluded), and a fine-tune that breaks the model (a learning
+rate far too high). For each candidate: the nDCG@10 delta against the active model on both sets and
+whether the two verdicts (better / not better) agree; over all candidates, the rank correlation of
+the two sets' scores. Writes bench/results/retrain.json.
 
     .venv/bin/python bench/retrain.py [--steps 40] [--mined-queries 200]
 """
@@ -22,15 +22,17 @@ import numpy as np
 import pyarrow as pa
 from _common import bench_parser, scifact_dir, write_result
 
-from tasks import finetune, prep
-from tasks.chunk import ChunkConfig
-from tasks.clean import CleanConfig
-from tasks.embed import EmbedConfig, embed_texts, load_embedder
-from tasks.evalsets import load_beir
-from tasks.evaluate import evaluate_retrieval
-from tasks.index import ExactIndex
-from tasks.load import SourceConfig
-from tasks.mined import evaluate_mined, mine
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.index.ann import ExactIndex
+from tasks.prep import chain as prep
+from tasks.prep.chunk import ChunkConfig
+from tasks.prep.clean import CleanConfig
+from tasks.prep.load import SourceConfig
+from tasks.quality.evalsets import load_beir
+from tasks.quality.evaluate import evaluate_retrieval
+from tasks.quality.mined import evaluate_mined, mine
+from tasks.train import finetune
 
 
 def real_ndcg(embedder, docs: list[dict], beir) -> float:

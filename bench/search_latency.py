@@ -26,7 +26,7 @@ from _common import DATA_DIR, ROOT, bench_parser, machine, scifact_dir, write_re
 
 from flows.config import load_config
 from flows.search import Searcher
-from tasks.ann import ExactIndex
+from tasks.index.ann import ExactIndex
 from warehouse.store import Warehouse
 
 
@@ -61,7 +61,7 @@ def in_process(wh: Warehouse, queries: list[str]) -> dict:
     indexed = searcher.indexed
     ann = indexed.index.ann
     vectors = searcher.embedder.encode(queries, 64)
-    from tasks.indexing import open_version_index
+    from tasks.index.storage import open_version_index
 
     exact_data = open_version_index(wh, searcher.version, with_vectors=True)
     exact = ExactIndex(exact_data.vectors, np.arange(len(exact_data.vectors)))

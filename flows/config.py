@@ -25,17 +25,17 @@ from pydantic import (
     field_serializer,
 )
 
-from tasks.chunk import ChunkConfig
-from tasks.clean import CleanConfig
-from tasks.drift import DriftConfig
-from tasks.embed import EmbedConfig
+from tasks.embed.base import EmbedConfig
 from tasks.errors import EmbedpipeError
-from tasks.finetune import RetrainConfig
-from tasks.gate import GateConfig
-from tasks.index import IndexConfig
-from tasks.load import SourceConfig
-from tasks.projection import MapConfig
-from tasks.scoring import EvaluateConfig
+from tasks.index.build import IndexConfig
+from tasks.monitor.drift import DriftConfig
+from tasks.monitor.projection import MapConfig
+from tasks.prep.chunk import ChunkConfig
+from tasks.prep.clean import CleanConfig
+from tasks.prep.load import SourceConfig
+from tasks.quality.gate import GateConfig
+from tasks.quality.scoring import EvaluateConfig
+from tasks.train.finetune import RetrainConfig
 from warehouse.codec import StoreConfig
 from warehouse.lake import redact_catalog
 from warehouse.store import Warehouse

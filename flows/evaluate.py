@@ -8,9 +8,9 @@ from prefect import flow
 
 from flows.config import EmbedpipeConfig, resolve
 from flows.outcome import finish
-from tasks.embed import version_embedder
-from tasks.indexing import open_version_index
-from tasks.scoring import metric_rows
+from tasks.embed.embedding import version_embedder
+from tasks.index.storage import open_version_index
+from tasks.quality.scoring import metric_rows
 from tasks.steps import evaluate as steps
 from tasks.steps import report
 from warehouse.lock import warehouse_lock

@@ -13,16 +13,9 @@ from prefect import Flow, flow
 
 from flows.config import EmbedpipeConfig, resolve
 from flows.outcome import finish, ingest_outcome
-from flows.summary import (
-    IngestSummary,
-    summarize_corpus,
-    summarize_index,
-    summarize_publication,
-    summarize_unchanged,
-    table_rows,
-)
+from flows.summary import IngestSummary, decided, summarize, summarize_unchanged, table_rows
 from tasks.errors import EmbedpipeError
-from tasks.prep import Chunking, Corpus
+from tasks.prep.chain import Chunking, Corpus
 from tasks.steps import evaluate as evaluating
 from tasks.steps import ingest as steps
 from tasks.steps import report
@@ -82,26 +75,26 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
                      embedder: Any = None) -> IngestSummary:
     """The ingest recipe, for callers that already hold the writer lock (ingest, retrain).
 
-    `source_key` (tasks.prep.source_key) is recorded on the version, so that a re-run over the
+    `source_key` (tasks.prep.chain.source_key) is recorded on the version, so that a re-run over the
     same bytes is known unchanged without reading; `embedder`: one already loaded.
     """
     with stage_timer(reuse=True) as timer:
         embedder = embedder or steps.load_model(config.embed)
         chunking = Chunking(config.chunk, embedder.max_seq_length)
+        read = corpus.counts()
         plan = steps.plan_changes(warehouse, corpus, embedder.fingerprint, chunking)
-        summary = summarize_corpus(corpus, plan, timer.seconds)
         if plan.noop:
-            return summary
+            return summarize(read, plan, timer.seconds)
         documents, chunks = steps.chunk_changed(corpus, plan, embedder.tokenizer, chunking)
         vectors = steps.embed_new_chunks(warehouse, chunks, embedder, config.embed,
                                          plan.corpus_fingerprint)
-        version = steps.publish_version(warehouse,
-                                        draft(embedder, chunking, plan, message, source_key),
-                                        documents, chunks, plan, vectors, corpus.quarantine,
-                                        config.store)
-        summary = summarize_publication(summary, plan, chunks, vectors, version)
+        published = steps.publish_version(warehouse,
+                                          draft(embedder, chunking, plan, message, source_key),
+                                          documents, chunks, plan, vectors, corpus.quarantine,
+                                          config.store)
         del corpus, documents, chunks, vectors  # in the lake now: what follows reads it there
         steps.release_memory()
+        version = published.version
         queries = evaluating.embed_eval_queries(config.evaluate, embedder,
                                                 config.embed.batch_size)
         indexed, built = steps.index_version(warehouse, version, config.index,
@@ -110,14 +103,11 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
                                                   config.evaluate, config.embed.batch_size,
                                                   queries)
         evaluating.map_version(warehouse, version, indexed, config.map)
-        summary = summarize_index(summary, built, timer.seconds)
+        summary = summarize(read, plan, timer.seconds, published, built)
         decision = evaluating.gate_and_promote(warehouse, version, evaluations, built,
                                                config.gate, summary.model_dump())
         report.write_card(warehouse, version.version_id)
-    return summary.model_copy(update={
-        "stage_seconds": timer.seconds, "gate": decision.reason(),
-        "gate_headline": decision.headline(),
-        "status": "published" if decision.passed else "rejected"})
+    return decided(summary, decision, timer.seconds)
 
 
 def draft(embedder: Any, chunking: Chunking, plan: Any, message: str,

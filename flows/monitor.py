@@ -17,8 +17,8 @@ from prefect.events import emit_event
 
 from flows.config import EmbedpipeConfig, resolve
 from flows.outcome import drift_outcome, finish
-from tasks import load
-from tasks.drift import DriftReport
+from tasks.monitor.drift import DriftReport
+from tasks.prep import load
 from tasks.steps import monitor as steps
 from tasks.steps import report as report_steps
 from warehouse.store import Warehouse

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from prefect.states import Completed
 
 from flows.summary import IngestSummary
-from tasks.drift import DriftReport
+from tasks.monitor.drift import DriftReport
 
 T = TypeVar("T")
 NOT_OK = ("Rejected", "Drift")  # completed, but the outcome a script should not ignore

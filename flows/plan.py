@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from flows.config import EmbedpipeConfig
-from tasks import prep
-from tasks.embed import load_embedder
+from tasks.embed.embedding import load_embedder
+from tasks.prep import chain
 from warehouse.plan import plan_ingest
 from warehouse.reuse import missing_vectors
 from warehouse.store import Warehouse
@@ -55,20 +55,20 @@ def measured_throughput(warehouse: Warehouse) -> float | None:
 
 def plan_source(source: Path, config: EmbedpipeConfig) -> PlanReport:
     """Read, clean and chunk `source` as an ingest would, and compare with the warehouse."""
-    corpus = prep.read_corpus(source, config.source, config.clean)
+    corpus = chain.read_corpus(source, config.source, config.clean)
     embedder = load_embedder(config.embed)
-    chunking = prep.Chunking(config.chunk, embedder.max_seq_length)
+    chunking = chain.Chunking(config.chunk, embedder.max_seq_length)
     warehouse = config.warehouse.open()
     documents = corpus.documents
     if warehouse.exists():
         with warehouse.session() as session:
             plan = plan_ingest(session, documents, embedder.fingerprint, chunking.record())
-            _, todo = prep.chunk_corpus(prep.select(documents, plan.to_chunk),
+            _, todo = chain.chunk_corpus(chain.select(documents, plan.to_chunk),
                                         embedder.tokenizer, chunking)
             hashes, _ = missing_vectors(session, todo, embedder.fingerprint)
     else:
         plan = None
-        _, todo = prep.chunk_corpus(documents, embedder.tokenizer, chunking)
+        _, todo = chain.chunk_corpus(documents, embedder.tokenizer, chunking)
         hashes = sorted(set(todo["text_hash"].to_pylist()))
     embed_mask = pc.is_in(todo["text_hash"], pa.array(hashes, pa.string()))
     tokens = int(pc.sum(todo.filter(embed_mask)["n_tokens"]).as_py() or 0)

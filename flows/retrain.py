@@ -6,8 +6,8 @@ trained on pairs mined from that corpus (no labels), saved as `models/<fingerpri
 the warehouse, and the corpus is re-embedded with it. `reembed`: the active model re-embeds it.
 Either way the candidate is evaluated and promoted only if the gate passes; a fine-tuned model
 must also beat the active one on a labelled primary metric. Without a labelled set, one is
-mined from the corpus (held out of training, see `tasks/mined.py`) and both models are scored
-on it.
+mined from the corpus (held out of training, see `tasks/quality/mined.py`) and both models are
+scored on it.
 
 Cost control, before any work: a cooldown (`retrain.min_interval` since the last retrain that
 trained or re-embedded: the run ends `Skipped`) and a budget (`retrain.max_seconds` against the
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from flows.config import EmbedpipeConfig, resolve
 from flows.ingest import ingest_documents
 from flows.outcome import finish
-from tasks.scoring import labelled
+from tasks.quality.scoring import labelled
 from tasks.steps import report
 from tasks.steps import retrain as steps
 from warehouse.lock import warehouse_lock

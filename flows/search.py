@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from tasks.embed import Embedder, version_embedder
+from tasks.embed.base import Embedder
+from tasks.embed.embedding import version_embedder
 from tasks.errors import EmbedpipeError
-from tasks.hits import MODES, SearchHit, search_vectors
-from tasks.hits import search as search_modes
-from tasks.indexing import open_version_index
+from tasks.index.hits import MODES, SearchHit, search_vectors
+from tasks.index.hits import search as search_modes
+from tasks.index.storage import open_version_index
 from warehouse.store import Version, Warehouse
 
 __all__ = ["EmptyQuery", "SearchHit", "Searcher", "search"]

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-from tasks.index import IndexReport
-from tasks.prep import Corpus
-from tasks.schema import DUPLICATE_REASONS
+from tasks.index.build import IndexReport
+from tasks.prep.chain import CorpusCounts
+from tasks.quality.gate import GateDecision
 from warehouse.plan import IngestPlan
 from warehouse.store import Version
 
-MAX_PROBLEMS = 20  # problem rows carried in the summary, for the CLI's warning lines
-
+if TYPE_CHECKING:  # the steps import Prefect; a summary is also read where Prefect is not
+    from tasks.steps.ingest import Published
 
 class IngestSummary(BaseModel):
     source: str
@@ -52,13 +49,6 @@ class IngestSummary(BaseModel):
                                         + self.quarantined)
 
 
-def rejection_counts(quarantine: pa.Table) -> tuple[int, int, dict[str, int]]:
-    """(exact duplicates, near duplicates, other rejections by reason)."""
-    reasons = Counter(quarantine["reason"].to_pylist())
-    exact, near = (reasons.pop(reason, 0) for reason in DUPLICATE_REASONS)
-    return exact, near, dict(sorted(reasons.items()))
-
-
 def table_rows(summary: IngestSummary) -> list[tuple[str, Any]]:
     """The summary as (what, value) rows: the CLI's table and the run artifact show these."""
     s = summary
@@ -78,22 +68,6 @@ def table_rows(summary: IngestSummary) -> list[tuple[str, Any]]:
     ]
 
 
-def summarize_corpus(corpus: Corpus, plan: IngestPlan, seconds: dict[str, float]
-                     ) -> IngestSummary:
-    """What reading and planning found: the summary of a run that published nothing (yet)."""
-    exact, near, others = rejection_counts(corpus.quarantine)
-    counts = plan.diff.counts()
-    problems = corpus.quarantine.filter(pc.invert(pc.is_in(
-        corpus.quarantine["reason"], pa.array(DUPLICATE_REASONS)))).slice(0, MAX_PROBLEMS)
-    return IngestSummary(
-        source=corpus.source, status="unchanged", version_id=plan.active_version,
-        input_documents=corpus.n_input, kept=corpus.documents.num_rows, exact_duplicates=exact,
-        near_duplicates=near, quarantined=sum(others.values()), quarantined_by_reason=others,
-        documents_added=counts["added"], documents_changed=counts["changed"],
-        documents_deleted=counts["deleted"], documents_unchanged=counts["unchanged"],
-        problems=problems.to_pylist(), stage_seconds=dict(seconds))
-
-
 # What a version's stored summary says of its corpus: the same for a re-run over its source.
 _CORPUS_COUNTS = ("input_documents", "kept", "exact_duplicates", "near_duplicates", "quarantined",
                   "quarantined_by_reason", "problems")
@@ -111,27 +85,41 @@ def summarize_unchanged(active: Version, source: str, seconds: dict[str, float]
                          **{key: past[key] for key in _CORPUS_COUNTS})
 
 
-def summarize_publication(summary: IngestSummary, plan: IngestPlan, chunks: pa.Table,
-                          vectors: pa.Table, version: Version) -> IngestSummary:
-    """`summary` with what the run embedded, reused and published."""
-    embedded = pc.is_in(chunks["text_hash"], vectors["text_hash"])
-    return summary.model_copy(update={
-        "status": "published", "version_id": version.version_id, "chunks": version.n_chunks,
-        "tokens": int(pc.sum(chunks["n_tokens"]).as_py() or 0),
-        "vectors_embedded": vectors.num_rows,
-        "tokens_embedded": int(pc.sum(chunks.filter(embedded)["n_tokens"]).as_py() or 0),
-        "vectors_reused": chunks.num_rows - vectors.num_rows + plan.reused_chunks,
-        "flow_run_id": _flow_run_id()})
+def summarize(counts: CorpusCounts, plan: IngestPlan, seconds: dict[str, float],
+              published: Published | None = None, index: IndexReport | None = None
+              ) -> IngestSummary:
+    """The run in numbers, from what its steps returned: what reading found (`counts`), what
+    the plan changes, what was published (None: nothing changed) and the index built."""
+    summary = IngestSummary(
+        source=counts.source, status="unchanged", version_id=plan.active_version,
+        input_documents=counts.input_documents, kept=counts.kept,
+        exact_duplicates=counts.exact_duplicates, near_duplicates=counts.near_duplicates,
+        quarantined=sum(counts.quarantined_by_reason.values()),
+        quarantined_by_reason=counts.quarantined_by_reason, problems=counts.problems,
+        stage_seconds=dict(seconds),
+        **{f"documents_{kind}": n for kind, n in plan.diff.counts().items()})
+    if published is None:
+        return summary
+    update: dict[str, Any] = {
+        "status": "published", "version_id": published.version.version_id,
+        "chunks": published.version.n_chunks, "tokens": published.tokens,
+        "tokens_embedded": published.tokens_embedded,
+        "vectors_embedded": published.vectors_embedded,
+        "vectors_reused": published.vectors_reused, "flow_run_id": _flow_run_id()}
+    if index is not None:
+        update["index"] = {"ef": index.ef, "recall": index.recall,
+                           "heldout_recall": index.heldout_recall, "m": index.m,
+                           "ef_construction": index.ef_construction, "distinct": index.distinct}
+    return summary.model_copy(update=update)
 
 
-def summarize_index(summary: IngestSummary, index: IndexReport, seconds: dict[str, float]
-                    ) -> IngestSummary:
-    """`summary` with the version's index and the seconds per stage so far."""
+def decided(summary: IngestSummary, decision: GateDecision, seconds: dict[str, float]
+            ) -> IngestSummary:
+    """`summary` with the quality gate's verdict and the final seconds per stage."""
     return summary.model_copy(update={
-        "index": {"ef": index.ef, "recall": index.recall, "heldout_recall": index.heldout_recall,
-                  "m": index.m, "ef_construction": index.ef_construction,
-                  "distinct": index.distinct},
-        "stage_seconds": dict(seconds)})
+        "stage_seconds": dict(seconds), "gate": decision.reason(),
+        "gate_headline": decision.headline(),
+        "status": "published" if decision.passed else "rejected"})
 
 
 def _flow_run_id() -> str | None:

@@ -49,7 +49,8 @@ TOPIC_DOCS = [
 @pytest.fixture(scope="session")
 def real_embedder():
     """all-MiniLM-L6-v2 from the bundled package (torch), loaded once for the whole session."""
-    from tasks.embed import EmbedConfig, load_embedder
+    from tasks.embed.base import EmbedConfig
+    from tasks.embed.embedding import load_embedder
 
     return load_embedder(EmbedConfig(backend="torch"))
 
@@ -61,7 +62,7 @@ def tokenizer(real_embedder):
 
 @pytest.fixture()
 def hash_embedder():
-    from tasks.embed import HashEmbedder
+    from tasks.embed.hashing import HashEmbedder
 
     return HashEmbedder(dimension=32)
 

@@ -34,7 +34,8 @@ from warehouse.lake import (
     require_shared_catalog,
     sql_literal,
 )
-from warehouse.location import Location, location_of
+from warehouse.locate import location_of
+from warehouse.location import Location
 from warehouse.store import Warehouse
 
 RUN_COLUMNS = """run_id, flow, started_at, finished_at, status, message, version_id, source,

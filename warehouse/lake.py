@@ -18,7 +18,8 @@ from urllib.parse import unquote, urlparse
 import duckdb
 
 from warehouse.errors import WarehouseError
-from warehouse.location import Location, location_of
+from warehouse.locate import location_of
+from warehouse.location import Location
 from warehouse.schema import TABLES
 
 _EXTENSION_PACKAGES = {

@@ -112,22 +112,6 @@ def is_object_url(where: str | Path | Location) -> bool:
     return isinstance(where, str) and where.startswith("s3://")
 
 
-def location_of(where: str | Path | Location, environ: Mapping[str, str] | None = None
-                ) -> Location:
-    """The location `where` names: `s3://bucket/prefix` or a directory path.
-
-    >>> location_of("/srv/lake").url
-    '/srv/lake'
-    """
-    if isinstance(where, Location):
-        return where
-    if is_object_url(where):
-        from warehouse.s3 import S3Location
-
-        return S3Location(str(where), cache_directory(str(where), environ))
-    return LocalLocation(Path(where))
-
-
 def cache_directory(url: str, environ: Mapping[str, str] | None = None) -> Path:
     """This machine's copy of a remote warehouse: `<cache>/warehouses/<hash of url>/`.
 

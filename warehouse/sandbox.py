@@ -156,3 +156,24 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str, views: frozenset[str],
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class SqlSession:
+    """A locked-down connection and the views it may read; close it (or use `with`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, views: frozenset[str]) -> None:
+        self.con = con
+        self.views = views
+
+    def query(self, sql: str, timeout: float | None = None, max_rows: int | None = None
+              ) -> QueryResult:
+        return run_query(self.con, sql, self.views, timeout, max_rows)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> SqlSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

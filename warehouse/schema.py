@@ -1,4 +1,5 @@
-"""Lake tables: DDL for the DuckLake catalog. Columns mirror `tasks/schema.py` (checked by a test).
+"""Lake tables: DDL for the DuckLake catalog. Columns mirror
+`tasks/prep/schema.py` (checked by a test).
 
 `documents` and `chunks` hold the latest published state; each version is a DuckLake snapshot of
 them, read back with `AT (VERSION => snapshot)`. `embeddings` is append-only and keyed by

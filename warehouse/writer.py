@@ -46,7 +46,7 @@ class VersionDraft:
     message: str | None = None
     model_backend: str = "torch"
     summary: dict[str, Any] = field(default_factory=dict)
-    source_fingerprint: str | None = None  # see tasks.prep.source_key
+    source_fingerprint: str | None = None  # see tasks.prep.chain.source_key
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def ingest(
     *, where: Where,
 ) -> None:
     """Clean, chunk, embed and index SOURCE into a new version of the warehouse."""
-    from tasks.load import check_source
+    from tasks.prep.load import check_source
     from warehouse.lock import check_unlocked
 
     cfg = where.config(**{
@@ -82,7 +82,7 @@ def plan(
     """Dry run: what `ingest SOURCE` would change, embed and reuse, and how long it would take."""
     from flows.cli.render import plan_table
     from flows.plan import plan_source
-    from tasks.load import check_source
+    from tasks.prep.load import check_source
 
     cfg = where.config(**{"embed.model": model, "chunk.max_tokens": chunk_tokens,
                           "chunk.overlap_tokens": overlap_tokens, "source.id_field": id_field,
@@ -100,7 +100,7 @@ def index(version: VersionOpt = None, as_json: JsonOpt = False, *, where: Where)
     """Rebuild the index files of a version (e.g. after a crash, or from an older embedpipe)."""
     import json
 
-    from tasks.indexing import build_version_index
+    from tasks.index.storage import build_version_index
     from warehouse.writer import open_writer
 
     cfg = where.config()

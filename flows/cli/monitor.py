@@ -121,7 +121,7 @@ def retrain(
     *, where: Where,
 ) -> None:
     """Fine-tune (or re-embed) on the whole corpus, evaluate, promote only through the gate."""
-    from tasks.load import check_source
+    from tasks.prep.load import check_source
     from warehouse.lock import check_unlocked
 
     cfg = where.config(**{"retrain.strategy": strategy, "retrain.max_steps": max_steps,

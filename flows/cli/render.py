@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tasks.progress import reporting
+from tasks import reporting
 
 if TYPE_CHECKING:
     from flows.plan import PlanReport
@@ -41,7 +41,7 @@ def plain(value: Any) -> Text:
 
 @contextmanager
 def progress_bars(enabled: bool = True) -> Iterator[None]:
-    """Show a rich bar per stage that reports progress (see `tasks.progress`)."""
+    """Show a rich bar per stage that reports progress (see `tasks/__init__.py`)."""
     if not enabled:
         yield
         return

@@ -127,7 +127,7 @@ def card(version: Annotated[int | None, typer.Argument(help="version (default: a
 
     Quality with deltas against the parent and the active version; drift checks since.
     """
-    from tasks.card import card as render_card
+    from tasks.quality.card import card as render_card
 
     wh = where.open()
     target = wh.version(version)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from flows.search import Searcher, SearchHit
-from tasks.embed import Embedder
+from tasks.embed.base import Embedder
 from warehouse.errors import VersionExpired
 from warehouse.store import Version, Warehouse
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from flows.dashboard.context import Dashboard, age_seconds, now
 from flows.dashboard.overview import alarms_below, past_threshold, statistic_rank
-from tasks.gate import tolerance_for
+from tasks.quality.gate import tolerance_for
 from warehouse import history
 
 MAX_CHECKS = 500  # checks drawn on the drift page (hourly checks: three weeks)

@@ -5,8 +5,8 @@ status, pinned, counts, model, parent and gate verdict of every version. One ver
 plus its quality metrics beside its parent's, its index, the gate's failures, its run summary
 (stage seconds, where the input rows went), quarantine by reason with example rows, its diff
 against the parent (`warehouse.maintenance.diff_versions`) and the runs that touched it. The
-card: the Markdown `embedpipe card V` prints (`tasks/card.py`), rendered to HTML with raw HTML
-off, so corpus text in it stays text.
+card: the Markdown `embedpipe card V` prints (`tasks/quality/card.py`), rendered to HTML with raw
+HTML off, so corpus text in it stays text.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from flows.dashboard.context import Dashboard, now, run_row, version_row
-from tasks.card import card
+from tasks.quality.card import card
 from warehouse import history
 from warehouse.errors import VersionExpired
 from warehouse.maintenance import diff_versions

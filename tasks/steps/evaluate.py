@@ -14,11 +14,13 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from tasks import embed, gate, projection, scoring
-from tasks.evaluate import Evaluation
-from tasks.hits import IndexedVersion
-from tasks.index import IndexReport
-from tasks.indexing import open_version_index
+from tasks.embed.base import Embedder
+from tasks.index.build import IndexReport
+from tasks.index.hits import IndexedVersion
+from tasks.index.storage import open_version_index
+from tasks.monitor import projection
+from tasks.quality import gate, scoring
+from tasks.quality.base import Evaluation
 from tasks.steps import log
 from tasks.steps.timing import timed
 from warehouse.errors import IndexMismatch
@@ -42,7 +44,7 @@ def artifact_key(warehouse: Warehouse, kind: str) -> str:
 
 @task(name="embed-eval-queries", cache_policy=NONE)
 @timed("index")
-def embed_eval_queries(config: scoring.EvaluateConfig, embedder: embed.Embedder,
+def embed_eval_queries(config: scoring.EvaluateConfig, embedder: Embedder,
                        batch_size: int) -> scoring.EmbeddedQueries | None:
     """The labelled queries, embedded once: they tune the index and score the version."""
     return scoring.embed_queries(config, embedder, batch_size)
@@ -62,7 +64,7 @@ def active_for_comparison(warehouse: Warehouse, version: Version) -> IndexedVers
 @task(name="evaluate-version", cache_policy=NONE)
 @timed("evaluate")
 def evaluate_version(warehouse: Warehouse, version: Version, indexed: IndexedVersion,
-                     embedder: embed.Embedder, config: scoring.EvaluateConfig, batch_size: int,
+                     embedder: Embedder, config: scoring.EvaluateConfig, batch_size: int,
                      queries: scoring.EmbeddedQueries | None = None) -> list[Evaluation]:
     """Score `version`, store the metrics in the lake and publish them as a table artifact."""
     evaluations = scoring.score_version(indexed, config, embedder, batch_size, queries,

@@ -7,21 +7,25 @@ take the `Warehouse` and open their own connections (the flow holds the writer l
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 
-from tasks import chunk, clean, distributed, embed, load, prep
-from tasks.index import IndexConfig, IndexReport
-from tasks.indexing import build_version_index
-from tasks.progress import report
+from tasks import report
+from tasks.embed import distributed, embedding
+from tasks.embed.base import EmbedConfig, Embedder
+from tasks.index.build import IndexConfig, IndexReport
+from tasks.index.storage import build_version_index
+from tasks.prep import chain, chunk, clean, load
 from tasks.steps import log
 from tasks.steps.timing import timed
 from warehouse.codec import StoreConfig
@@ -37,13 +41,13 @@ from warehouse.writer import Changes, VersionDraft, open_writer
 @task(name="read-corpus", cache_policy=NONE)
 @timed("read")
 def read_corpus(source: Path, source_config: load.SourceConfig,
-                clean_config: clean.CleanConfig) -> prep.Corpus:
+                clean_config: clean.CleanConfig) -> chain.Corpus:
     """Load and clean the source: every record kept, a duplicate, or quarantined.
 
     Raises:
         EmptyCorpus: nothing survived (the run stops here, before any model is loaded).
     """
-    corpus = prep.require_documents(prep.read_corpus(source, source_config, clean_config))
+    corpus = chain.require_documents(chain.read_corpus(source, source_config, clean_config))
     reasons = Counter(corpus.quarantine["reason"].to_pylist())
     log(f"read {corpus.n_input} records from {source.name}: {corpus.documents.num_rows} kept"
         + "".join(f", {n} {reason}" for reason, n in sorted(reasons.items())))
@@ -55,7 +59,7 @@ def read_corpus(source: Path, source_config: load.SourceConfig,
 def fingerprint_source(source: Path, source_config: load.SourceConfig,
                        clean_config: clean.CleanConfig) -> str:
     """The source's fingerprint: its bytes and the read and clean settings (no parsing)."""
-    return prep.source_key(source, source_config, clean_config)
+    return chain.source_key(source, source_config, clean_config)
 
 
 def active_version_of_source(warehouse: Warehouse, source_key: str) -> Version | None:
@@ -70,10 +74,10 @@ def active_version_of_source(warehouse: Warehouse, source_key: str) -> Version |
     return active if active and active.source_fingerprint == source_key else None
 
 
-def same_setup(version: Version, embedder: embed.Embedder, chunk_config: chunk.ChunkConfig
+def same_setup(version: Version, embedder: Embedder, chunk_config: chunk.ChunkConfig
                ) -> bool:
     """Was `version` embedded by this model and chunked this way?"""
-    chunking = prep.Chunking(chunk_config, embedder.max_seq_length)
+    chunking = chain.Chunking(chunk_config, embedder.max_seq_length)
     return (version.model_fingerprint == embedder.fingerprint
             and version.chunker_config == chunking.record())
 
@@ -85,18 +89,18 @@ def release_memory() -> None:
 
 
 @timed("load_model")
-def load_model(config: embed.EmbedConfig) -> embed.Embedder:
+def load_model(config: EmbedConfig) -> Embedder:
     """The configured embedder, loaded once for the run (a plain step: a model is no result)."""
     report("load model", 0, 1)
-    model = embed.load_embedder(config)
+    model = embedding.load_embedder(config)
     report("load model", 1, 1)
     return model
 
 
 @task(name="plan-ingest", cache_policy=NONE)
 @timed("plan")
-def plan_changes(warehouse: Warehouse, corpus: prep.Corpus, model_fingerprint: str,
-                 chunking: prep.Chunking) -> IngestPlan:
+def plan_changes(warehouse: Warehouse, corpus: chain.Corpus, model_fingerprint: str,
+                 chunking: chain.Chunking) -> IngestPlan:
     """What this corpus changes against the lake (reads; a new warehouse's tables are created)."""
     with open_writer(warehouse, lock=False) as writer:
         plan = plan_ingest(writer, corpus.documents, model_fingerprint, chunking.record())
@@ -108,10 +112,10 @@ def plan_changes(warehouse: Warehouse, corpus: prep.Corpus, model_fingerprint: s
 
 @task(name="chunk-documents", cache_policy=NONE)
 @timed("chunk")
-def chunk_changed(corpus: prep.Corpus, plan: IngestPlan, tokenizer: Any,
-                  chunking: prep.Chunking) -> tuple[pa.Table, pa.Table]:
+def chunk_changed(corpus: chain.Corpus, plan: IngestPlan, tokenizer: Any,
+                  chunking: chain.Chunking) -> tuple[pa.Table, pa.Table]:
     """(tokenized documents, chunks) of the documents the plan says to (re)chunk."""
-    documents, chunks = prep.chunk_corpus(prep.select(corpus.documents, plan.to_chunk),
+    documents, chunks = chain.chunk_corpus(chain.select(corpus.documents, plan.to_chunk),
                                           tokenizer, chunking)
     log(f"chunked {documents.num_rows} documents into {chunks.num_rows} chunks")
     return documents, chunks
@@ -122,7 +126,7 @@ SLICE_TEXTS = 50_000
 
 
 @task(name="embed-chunks", cache_policy=NONE)
-def embed_locally(todo: pa.Table, embedder: embed.Embedder, config: embed.EmbedConfig
+def embed_locally(todo: pa.Table, embedder: Embedder, config: EmbedConfig
                   ) -> pa.Table:
     """Vectors of `todo`'s texts (text_hash, text) in this process, slice by slice, with a
     progress bar and artifact."""
@@ -139,23 +143,23 @@ def embed_locally(todo: pa.Table, embedder: embed.Embedder, config: embed.EmbedC
             update_progress_artifact(artifact_id=artifact,
                                      progress=100.0 * (start + done) / max(total, 1))
 
-        vectors = embed.embed_texts(part["text"].to_pylist(), embedder, config.batch_size,
+        vectors = embedding.embed_texts(part["text"].to_pylist(), embedder, config.batch_size,
                                     on_progress)
-        parts.append(embed.vectors_table(embedder.fingerprint, part["text_hash"].to_pylist(),
+        parts.append(embedding.vectors_table(embedder.fingerprint, part["text_hash"].to_pylist(),
                                          vectors))
     return pa.concat_tables(parts)
 
 
 @task(name="embed-shard", cache_policy=NONE, retries=2)
-def embed_shard(hashes: list[str], texts: list[str], config: embed.EmbedConfig,
+def embed_shard(hashes: list[str], texts: list[str], config: EmbedConfig,
                 fingerprint: str, location: Location, part: str) -> str:
     # Retries: a worker lost mid-shard is the one transient failure of this stage.
     return distributed.embed_shard(hashes, texts, config, fingerprint, location, part)
 
 
 @timed("embed")
-def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Embedder,
-                     config: embed.EmbedConfig, run_id: str) -> pa.Table:
+def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: Embedder,
+                     config: EmbedConfig, run_id: str) -> pa.Table:
     """Vectors for chunk texts that have none yet under this model; the rest are reused.
 
     With `embed.dask_address` the texts go to the flow's Dask task runner, one task per
@@ -183,21 +187,35 @@ def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: embed.Emb
     return vectors
 
 
+@dataclass(frozen=True)
+class Published:
+    """A published candidate version and what its run embedded, reused and chunked."""
+
+    version: Version
+    tokens: int  # of the run's new chunks
+    tokens_embedded: int  # of the chunk texts embedded (not reused): the throughput base
+    vectors_embedded: int
+    vectors_reused: int
+
+
 @task(name="publish-version", cache_policy=NONE)
 @timed("store")
 def publish_version(warehouse: Warehouse, draft: VersionDraft, documents: pa.Table,
                     chunks: pa.Table, plan: IngestPlan, vectors: pa.Table,
-                    quarantine: pa.Table, store: StoreConfig) -> Version:
+                    quarantine: pa.Table, store: StoreConfig) -> Published:
     """Commit the run as a candidate version, in one transaction."""
+    reused = chunks.num_rows - vectors.num_rows + plan.reused_chunks
     changes = Changes(documents=documents, chunks=chunks, drop_doc_ids=plan.drop,
-                      vectors=vectors, quarantine=quarantine,
-                      n_reused=chunks.num_rows - vectors.num_rows + plan.reused_chunks,
+                      vectors=vectors, quarantine=quarantine, n_reused=reused,
                       vector_dtype=store.vector_dtype)
     with open_writer(warehouse, lock=False) as writer:
         version = writer.publish(draft, changes)
     log(f"published version {version.version_id} (candidate): {version.n_documents} documents, "
         f"{version.n_chunks} chunks")
-    return version
+    embedded = pc.is_in(chunks["text_hash"], vectors["text_hash"])
+    return Published(version, int(pc.sum(chunks["n_tokens"]).as_py() or 0),
+                     int(pc.sum(chunks.filter(embedded)["n_tokens"]).as_py() or 0),
+                     vectors.num_rows, reused)
 
 
 @task(name="index-version", cache_policy=NONE)

@@ -12,10 +12,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from tasks import clean, drift, load, prep, samples
-from tasks.drift import DriftReport
-from tasks.embed import version_embedder
+from tasks.embed.embedding import version_embedder
 from tasks.errors import SourceError
+from tasks.monitor import drift, samples
+from tasks.monitor.drift import DriftReport
+from tasks.prep import chain, clean, load
 from tasks.steps.evaluate import artifact_key
 from warehouse.store import Version, Warehouse
 from warehouse.writer import open_writer
@@ -25,11 +26,11 @@ Kind = Literal["corpus", "queries"]
 
 @task(name="read-batch", cache_policy=NONE)
 def read_batch(kind: Kind, source: Path, source_config: load.SourceConfig,
-               clean_config: clean.CleanConfig) -> prep.Corpus | list[str]:
+               clean_config: clean.CleanConfig) -> chain.Corpus | list[str]:
     """The new data, read before any model loads: a missing source fails the run in seconds."""
     if kind == "queries":
         return load.read_query_log(source)
-    corpus = prep.read_corpus(source, source_config, clean_config)
+    corpus = chain.read_corpus(source, source_config, clean_config)
     if corpus.documents.num_rows == 0:
         raise SourceError(f"{source}: no usable document to check for drift")
     return corpus
@@ -37,7 +38,7 @@ def read_batch(kind: Kind, source: Path, source_config: load.SourceConfig,
 
 @task(name="sample-and-compare", cache_policy=NONE)
 def sample_and_compare(warehouse: Warehouse, version: Version, kind: Kind, source: Path,
-                       batch: prep.Corpus | list[str], config: drift.DriftConfig,
+                       batch: chain.Corpus | list[str], config: drift.DriftConfig,
                        batch_size: int, reference_queries: list[str] | None = None
                        ) -> tuple[DriftReport, samples.Sample]:
     """Drift statistics of the batch against the right reference.
@@ -83,11 +84,11 @@ def _pick(texts: list[str], config: drift.DriftConfig) -> list[str]:
     return [texts[i] for i in samples.pick(len(texts), config.current_size, config.seed)]
 
 
-def _corpus_sample(corpus: prep.Corpus, version: Version, embedder, config: drift.DriftConfig,
+def _corpus_sample(corpus: chain.Corpus, version: Version, embedder, config: drift.DriftConfig,
                    batch_size: int) -> samples.Sample:
     """One chunk per document of the batch, chunked as `version` was, embedded."""
-    chunking = prep.Chunking.from_record(version.chunker_config)
-    _, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
+    chunking = chain.Chunking.from_record(version.chunker_config)
+    _, chunks = chain.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
     rows = samples.one_chunk_per_document(chunks["doc_id"].to_pylist(), config.current_size,
                                           config.seed)
     texts_all, doc_ids = chunks["text"].to_pylist(), chunks["doc_id"].to_pylist()
@@ -102,8 +103,8 @@ def _corpus_sample(corpus: prep.Corpus, version: Version, embedder, config: drif
 def map_drift_sample(warehouse: Warehouse, version: Version, report: DriftReport,
                      current: samples.Sample) -> int:
     """Place the check's sample on the version's 2-D map (stored with the check's id)."""
-    from tasks.hits import snippet
-    from tasks.projection import place
+    from tasks.index.hits import snippet
+    from tasks.monitor.projection import place
 
     reference = warehouse.projection(version.version_id)
     if reference.num_rows == 0:

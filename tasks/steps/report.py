@@ -55,8 +55,8 @@ def publish_run_summary(warehouse: Warehouse, title: str, rows: list[tuple[str, 
 
 @task(name="write-card", cache_policy=NONE)
 def write_card(warehouse: Warehouse, version_id: int) -> str:
-    """The version's card (`tasks/card.py`) in `cards/<version>.md` and as an artifact."""
-    from tasks.card import card
+    """The version's card (`tasks/quality/card.py`) in `cards/<version>.md` and as an artifact."""
+    from tasks.quality.card import card
 
     markdown = card(warehouse, warehouse.version(version_id))
     path = warehouse.path / "cards" / f"{version_id}.md"

@@ -11,15 +11,17 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NONE
 
-from tasks import chunk, clean, finetune, load, prep
-from tasks.embed import EmbedConfig, load_embedder, version_embedder
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import load_embedder, version_embedder
 from tasks.errors import OverBudget, WouldLoseDocuments
-from tasks.mined import evaluate_mined, mine
-from tasks.schema import QUARANTINE
-from tasks.scoring import EvaluateConfig, metric_rows
+from tasks.prep import chain, chunk, clean, load
+from tasks.prep.schema import QUARANTINE
+from tasks.quality.mined import evaluate_mined, mine
+from tasks.quality.scoring import EvaluateConfig, metric_rows
 from tasks.steps import log
 from tasks.steps.report import now
 from tasks.steps.timing import timed
+from tasks.train import finetune
 from warehouse.store import Version, Warehouse
 from warehouse.writer import open_writer
 
@@ -28,7 +30,7 @@ from warehouse.writer import open_writer
 @timed("read")
 def retrain_corpus(warehouse: Warehouse, active: Version, source: Path | None,
                    source_config: load.SourceConfig, clean_config: clean.CleanConfig
-                   ) -> prep.Corpus:
+                   ) -> chain.Corpus:
     """The active version's documents, with the batch at `source` (if any) on top.
 
     Documents of the batch replace those with the same id; nothing is deleted.
@@ -38,11 +40,11 @@ def retrain_corpus(warehouse: Warehouse, active: Version, source: Path | None,
     """
     base = warehouse.documents(active)
     if source is None:
-        corpus = prep.Corpus(f"version {active.version_id}", base.slice(0, 0),
+        corpus = chain.Corpus(f"version {active.version_id}", base.slice(0, 0),
                              QUARANTINE.empty_table(), 0)
     else:
-        corpus = prep.read_corpus(source, source_config, clean_config)
-    merged = prep.union(base, corpus)
+        corpus = chain.read_corpus(source, source_config, clean_config)
+    merged = chain.union(base, corpus)
     lost = pc.invert(pc.is_in(base["doc_id"], merged.documents["doc_id"]))
     n_lost = int(pc.sum(lost.cast(pa.int64())).as_py() or 0)
     if n_lost:
@@ -93,7 +95,7 @@ def check_budget(warehouse: Warehouse, config: finetune.RetrainConfig) -> float:
 
 @task(name="mine-evaluation-set", cache_policy=NONE)
 @timed("evaluate")
-def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: prep.Corpus,
+def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
                         config: EvaluateConfig, batch_size: int) -> tuple[Path, list[str]]:
     """Mine an in-domain set from the corpus, store it, and score the active model on it.
 
@@ -115,14 +117,14 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: prep.Corp
 
 @task(name="train-model", cache_policy=NONE)
 @timed("train")
-def train_model(warehouse: Warehouse, active: Version, corpus: prep.Corpus,
+def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
                 config: finetune.RetrainConfig, chunk_config: chunk.ChunkConfig,
                 held_out: list[str] | None = None) -> tuple[str, dict[str, Any]]:
     """Fine-tune the active model on pairs mined from `corpus` (never from `held_out`
     documents); returns (saved path, facts)."""
     embedder = version_embedder(active)
-    chunking = prep.Chunking(chunk_config, embedder.max_seq_length)
-    documents, chunks = prep.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
+    chunking = chain.Chunking(chunk_config, embedder.max_seq_length)
+    documents, chunks = chain.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
     pairs = finetune.mine_pairs(documents, chunks, config.max_pairs, config.seed,
                                 exclude=set(held_out or []))
     staging = warehouse.models_dir() / "_training"

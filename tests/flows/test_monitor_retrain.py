@@ -18,8 +18,9 @@ import pytest
 
 from flows.config import load_config
 from flows.demo import stdlib_docstrings
-from tasks.embed import EmbedConfig, load_embedder
-from tasks.indexing import load_version_index
+from tasks.embed.base import EmbedConfig
+from tasks.embed.embedding import load_embedder
+from tasks.index.storage import load_version_index
 from tests.conftest import write_jsonl
 from warehouse.store import open as open_warehouse
 

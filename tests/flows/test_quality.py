@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.config import load_config
-from tasks.embed import embed_texts
-from tasks.evalsets import load_beir
-from tasks.index import ExactIndex, recall_at_k
-from tasks.indexing import load_version_index
+from tasks.embed.embedding import embed_texts
+from tasks.index.ann import ExactIndex
+from tasks.index.build import recall_at_k
+from tasks.index.storage import load_version_index
+from tasks.quality.evalsets import load_beir
 from tests.conftest import DATA_DIR, write_jsonl
 from warehouse.store import open as open_warehouse
 
@@ -124,7 +125,7 @@ def test_metrics_agree_with_sentence_transformers_ir_evaluator(subset, real_embe
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
     from sentence_transformers.util import cos_sim
 
-    from tasks.evaluate import evaluate_retrieval
+    from tasks.quality.evaluate import evaluate_retrieval
 
     beir = load_beir(subset)
     corpus = {}

@@ -128,7 +128,7 @@ def test_a_second_machine_searches_what_the_first_ingested(shared):
 
 
 def test_a_changed_folder_is_fetched_again_an_unchanged_one_is_not(s3, tmp_path):
-    from warehouse.location import location_of
+    from warehouse.locate import location_of
 
     writer = location_of(f"s3://{BUCKET}/fetch", {"EMBEDPIPE_CACHE_DIR": str(tmp_path / "w")})
     reader = location_of(f"s3://{BUCKET}/fetch", {"EMBEDPIPE_CACHE_DIR": str(tmp_path / "r")})

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tasks.schema import CHUNKS, DOCUMENTS, QUARANTINE
+from tasks.prep.schema import CHUNKS, DOCUMENTS, QUARANTINE
 from warehouse.schema import TABLES
 
 

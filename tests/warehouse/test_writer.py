@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tasks.embed import vectors_table
-from tasks.schema import CHUNKS, DOCUMENTS, QUARANTINE
+from tasks.embed.embedding import vectors_table
+from tasks.prep.schema import CHUNKS, DOCUMENTS, QUARANTINE
 from warehouse.errors import MixedModels, NoActiveVersion, VersionNotFound, WarehouseLocked
 from warehouse.lock import writer_lock
 from warehouse.store import Warehouse

@@ -1,0 +1,119 @@
+"""An evaluation set mined from the corpus itself, for warehouses without labelled queries.
+
+Input: cleaned documents. Output: a `MinedSet` in BEIR shape — queries, a corpus and qrels —
+built the inverse-cloze way (Lee et al., 2019): from each of a few hundred held-out documents one
+sentence is taken out and becomes the query; the document without that sentence is the one
+relevant answer, among the other held-out documents and a sample of distractors. Because the
+sentence is removed, a model cannot find its document by matching the sentence itself: it has to
+know what the rest of the document is about, which is what retrieval needs.
+
+The held-out documents are kept out of fine-tuning (`finetune.mine_pairs(exclude=…)`), the set is
+stored in the warehouse, and every model is scored on the same set: the retrain gate compares the
+active and the candidate model on it. `bench/retrain.py` measures how its verdicts agree with
+SciFact's real relevance judgements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from tasks.embed.base import Embedder
+from tasks.embed.embedding import embed_texts
+from tasks.index.ann import ExactIndex
+from tasks.quality.base import Evaluation
+from tasks.quality.evaluate import retrieval_metrics
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+PRIMARY = "ndcg@10"
+
+
+@dataclass(frozen=True)
+class MinedSet:
+    name: str  # content hash: the same set has the same name everywhere
+    queries: dict[str, str]  # query id -> the sentence taken out
+    corpus: dict[str, str]  # doc id -> text (held-out documents without their sentence)
+    qrels: dict[str, dict[str, int]]  # query id -> {doc id: 1}
+
+    @property
+    def held_out(self) -> list[str]:
+        """The documents whose sentences are queries (keep them out of training)."""
+        return sorted({doc for docs in self.qrels.values() for doc in docs})
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> MinedSet:
+        return cls(**json.loads(path.read_text()))
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of a text (a plain rule: end punctuation followed by a capital or digit).
+
+    >>> sentences("First one. Second one! Third? no split here")
+    ['First one.', 'Second one!', 'Third? no split here']
+    """
+    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+
+
+def mine(documents: pa.Table, n_queries: int = 200, n_distractors: int = 1000, seed: int = 0,
+         min_words: int = 6) -> MinedSet:
+    """The inverse-cloze set of `documents` (doc_id, text), seeded and deterministic.
+
+    Args:
+        n_queries: held-out documents, one query sentence each.
+        n_distractors: other documents in the mined corpus.
+        min_words: a sentence shorter than this makes no query.
+    """
+    rng = np.random.default_rng(seed)
+    ids = documents["doc_id"].to_pylist()
+    texts = documents["text"].to_pylist()
+    order = rng.permutation(len(ids))
+    queries: dict[str, str] = {}
+    corpus: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    used: set[int] = set()
+    for i in order:
+        if len(queries) == n_queries:
+            break
+        parts = sentences(texts[i])
+        candidates = [j for j in range(1, len(parts) - 1)
+                      if len(parts[j].split()) >= min_words]  # not the first (the title)
+        if len(parts) < 3 or not candidates:
+            continue
+        j = candidates[int(rng.integers(len(candidates)))]
+        qid = f"q{len(queries)}"
+        queries[qid] = parts[j]
+        corpus[ids[i]] = " ".join(parts[:j] + parts[j + 1:])
+        qrels[qid] = {ids[i]: 1}
+        used.add(int(i))
+    rest = [int(i) for i in order if int(i) not in used][:n_distractors]
+    for i in rest:
+        corpus[ids[i]] = texts[i]
+    digest = hashlib.sha256(json.dumps([queries, sorted(corpus)], sort_keys=True).encode())
+    return MinedSet(f"ict-{digest.hexdigest()[:10]}", queries, corpus, qrels)
+
+
+def evaluate_mined(mined: MinedSet, embedder: Embedder, batch_size: int) -> Evaluation:
+    """nDCG@10, MRR@10 and recall@100 of `embedder` on the mined set (exact search)."""
+    doc_ids = sorted(mined.corpus)
+    doc_vectors = embed_texts([mined.corpus[d] for d in doc_ids], embedder, batch_size)
+    qids = sorted(mined.queries)
+    query_vectors = embed_texts([mined.queries[q] for q in qids], embedder, batch_size)
+    labels, scores = ExactIndex(doc_vectors, np.arange(len(doc_ids))).query(
+        query_vectors, min(100, len(doc_ids)))
+    run = {q: {doc_ids[int(label)]: float(score) for label, score in zip(row_l, row_s,
+                                                                         strict=True)}
+           for q, row_l, row_s in zip(qids, labels, scores, strict=True)}
+    metrics = retrieval_metrics(mined.qrels, run)
+    return Evaluation(f"mined:{mined.name}", metrics, PRIMARY, True,
+                      {m: True for m in metrics})

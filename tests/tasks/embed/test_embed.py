@@ -1,0 +1,100 @@
+"""Embedding: unit float32 vectors in input order, from the real model and the test model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.embed.base import EmbedConfig, default_model_path, fingerprint_directory
+from tasks.embed.embedding import embed_texts
+from tasks.embed.hashing import HashEmbedder
+from tests.conftest import run_python
+
+
+@pytest.fixture(scope="session")
+def exported(real_embedder):
+    """The exported backends of the bundled model (built once per machine, then reused)."""
+    from tasks.embed.embedding import load_embedder
+
+    return {backend: load_embedder(EmbedConfig(backend=backend))
+            for backend in ("onnx", "onnx-int8", "openvino")}
+
+
+@pytest.fixture(params=["torch", "onnx", "onnx-int8", "openvino", "hash"])
+def embedder(request, real_embedder, exported):
+    """The contract holds for every embedder: the same test runs against each backend."""
+    if request.param == "hash":
+        return HashEmbedder(dimension=32)
+    return real_embedder if request.param == "torch" else exported[request.param]
+
+
+def test_vectors_are_unit_float32_in_input_order(embedder):
+    texts = ["a short text", "a much longer text " * 20, "a short text", "naïve café 日本"]
+    vectors = embed_texts(texts, embedder, batch_size=2)
+    assert vectors.shape == (4, embedder.dimension) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Sorting by length inside must not reorder the output.
+    single = embed_texts([texts[1]], embedder, batch_size=2)
+    if embedder.backend == "onnx-int8":
+        # Dynamic int8 quantizes activations with one scale per batch: a text's vector moves a
+        # little with its batch companions (vectors are stored once and reused, so a version
+        # is still consistent), never beyond the backend's agreement bound.
+        assert float(vectors[0] @ vectors[2]) >= 0.99
+        assert float(single[0] @ vectors[1]) >= 0.99
+    else:
+        np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-6)  # same text, same vector
+        np.testing.assert_allclose(single[0], vectors[1], atol=1e-5)
+
+
+def test_empty_input(embedder):
+    assert embed_texts([], embedder, batch_size=8).shape == (0, embedder.dimension)
+
+
+def test_progress_reaches_the_total():
+    seen: list[int] = []
+    embed_texts([f"text {i}" for i in range(50)], HashEmbedder(8), batch_size=2,
+                on_progress=seen.append)
+    assert seen[-1] == 50 and seen == sorted(seen)
+
+
+def test_real_model_meaning_and_identity(real_embedder):
+    assert real_embedder.dimension == 384 and real_embedder.max_seq_length == 256
+    a, b, c = embed_texts(["A cat sits on the mat.", "A kitten is sitting on a rug.",
+                           "Quarterly revenue grew by four percent."], real_embedder, 8)
+    assert a @ b > a @ c + 0.3
+    # The fingerprint hashes files and pooling config: stable, and unlike any other model's.
+    assert real_embedder.fingerprint == fingerprint_directory(default_model_path(), {
+        "modules": ["Transformer", "Pooling", "Normalize"], "max_seq_length": 256,
+        "pooling": real_embedder.model[1].get_config_dict(), "backend": "torch"})
+    assert real_embedder.fingerprint != HashEmbedder().fingerprint
+
+
+def test_config_rejects_unknown_backend():
+    with pytest.raises(ValueError, match="backend"):
+        EmbedConfig(backend="tensorflow")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("backend", "bound"), [("onnx", 0.99), ("onnx-int8", 0.98),
+                                                ("openvino", 0.99)])
+def test_exported_backends_agree_with_torch(real_embedder, exported, backend, bound):
+    texts = ["A cat sits on the mat.", "Vitamin D deficiency and bone density in adults.",
+             "The GIL lets one thread run Python bytecode at a time. " * 12,
+             "naïve café 日本語", "Quarterly revenue grew by four percent."]
+    reference = embed_texts(texts, real_embedder, 4)
+    other = embed_texts(texts, exported[backend], 4)
+    assert float(np.min(np.sum(reference * other, axis=1))) >= bound
+    # Different backends never share vectors: the fingerprint names the backend.
+    assert exported[backend].fingerprint != real_embedder.fingerprint
+    assert exported[backend].dimension == 384 and exported[backend].max_seq_length == 256
+    assert other.dtype == np.float32
+
+
+def test_exported_backends_load_without_torch(exported):
+    """What `embedpipe search` needs with an exported backend imports no torch (fast start)."""
+    code = ("import sys; from tasks.embed.base import EmbedConfig; "
+            "from tasks.embed.embedding import load_embedder; "
+            "e = load_embedder(EmbedConfig(backend='onnx-int8')); e.encode(['x'], 1); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') "
+            "if m in sys.modules))")
+    done = run_python(code)
+    assert done.stdout.strip() == "[]", done.stderr

@@ -1,0 +1,64 @@
+"""The gate on literal metric rows: absolute checks on every version, regressions, improvement."""
+
+from __future__ import annotations
+
+from tasks.quality.gate import GateConfig, judge
+
+
+def row(evaluator: str, metric: str, value: float, direction: bool | None = None,
+        primary: bool = False) -> dict:
+    return {"evaluator": evaluator, "metric": metric, "value": value,
+            "greater_is_better": direction, "is_primary": primary}
+
+
+HEALTHY = [row("health", "vectors", 100), row("health", "nan_vectors", 0, False),
+           row("health", "zero_vectors", 0, False), row("health", "duplicate_vectors", 0)]
+INDEX_OK = {"recall": 0.995, "heldout_recall": 0.992, "target_recall": 0.99, "recall_k": 10,
+            "ef": 64}
+
+
+def test_a_healthy_first_version_passes():
+    decision = judge(HEALTHY, None, GateConfig(), INDEX_OK)
+    assert decision.passed and decision.headline() == "passed"
+
+
+def test_a_broken_index_is_never_promoted_even_first():
+    # Found by hostile input: recall 0.0 at ef=512, and the gate said "passed (0 compared)".
+    broken = {**INDEX_OK, "recall": 0.0, "heldout_recall": 0.0, "ef": 512}
+    decision = judge(HEALTHY, None, GateConfig(), broken)
+    assert not decision.passed
+    assert "recall@10 on tuning queries is 0.0000 at ef 512" in decision.reason()
+    assert decision.headline() == "index recall 0.00 below 0.99"
+
+
+def test_held_out_recall_below_target_fails():
+    decision = judge(HEALTHY, None, GateConfig(), {**INDEX_OK, "heldout_recall": 0.9})
+    assert not decision.passed and "held-out" in decision.reason()
+
+
+def test_degenerate_vectors_fail():
+    nan = [*HEALTHY[:1], row("health", "nan_vectors", 3, False), *HEALTHY[2:]]
+    assert "3 NaN vectors" in judge(nan, None, GateConfig(), INDEX_OK).reason()
+    collapsed = [*HEALTHY[:3], row("health", "duplicate_vectors", 80)]
+    assert "80% of distinct chunk texts share a vector" in judge(
+        collapsed, None, GateConfig(), INDEX_OK).reason()
+
+
+def test_a_regression_beyond_tolerance_names_metric_and_delta():
+    active = [*HEALTHY, row("retrieval:x", "ndcg@10", 0.650, True, True)]
+    candidate = [*HEALTHY, row("retrieval:x", "ndcg@10", 0.638, True, True)]
+    decision = judge(candidate, active, GateConfig(), INDEX_OK)
+    assert not decision.passed
+    assert decision.headline() == "ndcg@10 -0.012 beyond 0.005"
+    assert "0.6380 vs active 0.6500 (-0.0120, tolerance 0.005)" in decision.reason()
+
+
+def test_improvement_required_ignores_informational_rows():
+    active = [*HEALTHY, row("retrieval:x", "ndcg@10", 0.60, True, True),
+              row("exact-search:x", "ndcg@10", 0.61, None, True)]
+    better = [*HEALTHY, row("retrieval:x", "ndcg@10", 0.62, True, True),
+              row("exact-search:x", "ndcg@10", 0.60, None, True)]
+    config = GateConfig(require_improvement=True)
+    assert judge(better, active, config, INDEX_OK).passed
+    same = [*HEALTHY, row("retrieval:x", "ndcg@10", 0.60, True, True)]
+    assert not judge(same, active, config, INDEX_OK).passed
