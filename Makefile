@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK ?= requirements.lock
+# Wheel folders the lock may take packages from (the CPU torch); `FIND_LINKS=` for none.
+FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(wildcard /opt/wheels))
 EP := $(BIN)/embedpipe
 DEMO_CORPUS := .embedpipe/demo/stdlib.jsonl
 export HF_HUB_OFFLINE := 1
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml $(LOCK)
 
 # Refresh the lock after a change to pyproject.toml's requirements (uv pip compile, hashes).
 lock:
-	$(PYTHON) .ci/lockfile.py compile --lock $(LOCK)
+	$(PYTHON) .ci/lockfile.py compile --lock $(LOCK) $(addprefix --find-links ,$(FIND_LINKS))
 
 check-lock:
 	@$(PYTHON) .ci/lockfile.py check --lock $(LOCK)

@@ -10,13 +10,14 @@ Usage:
     python .ci/lockfile.py check [--pyproject pyproject.toml] [--lock requirements.lock]
     python .ci/lockfile.py compile [--lock requirements.lock] [--find-links DIR ...]
 
+`make lock` passes the wheel folders of the pip configuration (FIND_LINKS in the Makefile).
+
 Standard library only: `check` runs before .venv exists.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["check", "compile"])
     parser.add_argument("--pyproject", type=Path, default=Path("pyproject.toml"))
     parser.add_argument("--lock", type=Path, default=Path("requirements.lock"))
-    parser.add_argument("--find-links", action="append", default=None,
-                        help="a folder of wheels (default: PIP_FIND_LINKS, else /opt/wheels)")
+    parser.add_argument("--find-links", action="append", default=[],
+                        help="a folder of wheels the lock may take packages from (repeatable)")
     args = parser.parse_args(argv)
     if args.command == "check":
         reason = stale_reason(args.pyproject, args.lock)
@@ -124,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             print(reason, file=sys.stderr)
             return 1
         return 0
-    find_links = args.find_links
-    if find_links is None:
-        find_links = [f for f in os.environ.get("PIP_FIND_LINKS", "").split() if f]
-        if not find_links and Path("/opt/wheels").is_dir():
-            find_links = ["/opt/wheels"]
-    compile_lock(args.pyproject, args.lock, find_links)
+    compile_lock(args.pyproject, args.lock, args.find_links)
     print(f"wrote {args.lock} ({sum(1 for _ in _pins(args.lock))} packages)")
     return 0
 

@@ -14,6 +14,7 @@ from prefect import Flow, flow
 from flows.config import EmbedpipeConfig, resolve
 from flows.outcome import finish, ingest_outcome
 from flows.summary import IngestSummary, decided, summarize, summarize_unchanged, table_rows
+from tasks.embed.base import runtime_versions
 from tasks.errors import EmbedpipeError
 from tasks.prep.chain import Chunking, Corpus
 from tasks.steps import evaluate as evaluating
@@ -116,7 +117,7 @@ def draft(embedder: Any, chunking: Chunking, plan: Any, message: str,
     return VersionDraft(embedder.name, embedder.location, embedder.fingerprint,
                         embedder.dimension, chunking.record(), plan.corpus_fingerprint,
                         message=message, model_backend=embedder.backend,
-                        source_fingerprint=source_key)
+                        source_fingerprint=source_key, runtime=runtime_versions())
 
 
 def ingest_flow_for(config: EmbedpipeConfig) -> Flow[..., IngestSummary]:

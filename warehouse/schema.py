@@ -75,7 +75,7 @@ TABLES: dict[str, str] = {
         n_documents BIGINT, n_chunks BIGINT, n_embedded BIGINT, n_reused BIGINT,
         n_quarantined BIGINT, max_chunk_key BIGINT, created_at TIMESTAMP, message VARCHAR,
         summary VARCHAR, index_meta VARCHAR, gate VARCHAR, model_backend VARCHAR,
-        source_fingerprint VARCHAR""",
+        source_fingerprint VARCHAR, runtime VARCHAR""",
     "quality_metrics": ddl(METRICS_ROWS),
     "drift_metrics": ddl(DRIFT_ROWS),
     "runs": ddl(RUNS_ROWS),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -37,12 +37,15 @@ class Version:
     # The source file(s) and read/clean settings it was ingested from (tasks.prep.chain.source_key);
     # None for a retrain's corpus or a warehouse from before sources were fingerprinted.
     source_fingerprint: str | None = None
+    # The packages that computed its vectors ({"torch": "2.13.0+cpu", ...}): two versions of
+    # one model whose vectors differ can tell why. Empty for a version from before.
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Version:
         # .get: a warehouse from an older embedpipe lacks columns until its next writer adds them
         parsed: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
-        for key in ("chunker_config", "summary", "index_meta", "gate"):
+        for key in ("chunker_config", "summary", "index_meta", "gate", "runtime"):
             parsed[key] = json.loads(parsed[key]) if parsed[key] else {}
         return cls(**parsed)
 

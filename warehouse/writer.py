@@ -47,6 +47,7 @@ class VersionDraft:
     model_backend: str = "torch"
     summary: dict[str, Any] = field(default_factory=dict)
     source_fingerprint: str | None = None  # see tasks.prep.chain.source_key
+    runtime: dict[str, str | None] = field(default_factory=dict)  # see Version.runtime
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class WarehouseWriter(LakeSession):
                 "model_fingerprint": draft.model_fingerprint, "dimension": draft.dimension,
                 "model_backend": draft.model_backend,
                 "source_fingerprint": draft.source_fingerprint,
+                "runtime": json.dumps(draft.runtime, sort_keys=True),
                 "chunker_config": json.dumps(draft.chunker_config, sort_keys=True),
                 "corpus_fingerprint": draft.corpus_fingerprint, "lake_snapshot": snapshot,
                 "n_documents": n_docs, "n_chunks": n_chunks,

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -74,6 +76,27 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit vectors, float32, one row per text."""
         ...
+
+
+# The packages whose versions can change a vector without any change to embedpipe's code.
+RUNTIME_PACKAGES = ("torch", "transformers", "sentence-transformers", "tokenizers",
+                    "onnxruntime", "openvino", "numpy")
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that compute vectors (None: not installed), and
+    Python's. Read from package metadata: nothing heavy is imported.
+
+    >>> sorted(runtime_versions())[:3]
+    ['numpy', 'onnxruntime', 'openvino']
+    """
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in RUNTIME_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
 
 
 def default_model_path() -> Path:

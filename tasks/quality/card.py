@@ -99,6 +99,8 @@ def render(facts: CardFacts) -> str:
         ("model location", v.model_location), ("backend", v.model_backend or "torch"),
         ("model fingerprint", v.model_fingerprint), ("dimension", v.dimension),
         ("chunker", ", ".join(f"{a}={b}" for a, b in sorted(v.chunker_config.items()))),
+        ("runtime", ", ".join(f"{k} {val}" for k, val in sorted(v.runtime.items()) if val)
+         or "not recorded"),
         ("lake snapshot", v.lake_snapshot), ("flow run", s.get("flow_run_id") or "-")]]
     lines += ["", "## Contents", "", "| what | count |", "|---|---|"]
     lines += [f"| {k} | {_cell(val)} |" for k, val in [

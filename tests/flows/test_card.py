@@ -4,6 +4,7 @@ limitations derived from its own data."""
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import pytest
 from typer.testing import CliRunner
@@ -41,6 +42,15 @@ def test_cards_of_two_versions(prefect_harness, tmp_path):
     assert "cjk" in markdown  # the Japanese document, named as a limitation
     assert "cut into 4 or more chunks" in markdown  # the long document
     assert "not measured: retrieval (nDCG@10): no labelled query set" in markdown
+    # The runtime that made the vectors (#21): the installed versions, on the card and in
+    # `versions --json`, so two versions whose vectors differ can tell why.
+    assert f"torch {metadata.version('torch')}" in markdown
+    assert f"transformers {metadata.version('transformers')}" in markdown
+    listed = CliRunner().invoke(app, ["versions", "--json", "--warehouse",
+                                      str(config.warehouse.path)])
+    runtime = json.loads(listed.output)[-1]["runtime"]
+    for package in ("torch", "onnxruntime", "openvino", "transformers", "sentence-transformers"):
+        assert runtime[package] == metadata.version(package), package
     stored = (config.warehouse.path / "cards" / "2.md").read_text()
     assert stored == markdown  # the file the run wrote is what the command prints
     wh = open_warehouse(config.warehouse.path)
