@@ -15,13 +15,17 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 install: $(STAMP)
 
-# Exactly the lock: every package pinned with its hashes, --no-deps so no resolver runs, and the
-# project itself built with the lock's setuptools (no isolated build that would fetch another).
+# Exactly the lock: uv (itself pinned and hash-checked by the lock, installed by pip) syncs .venv
+# to it, every file checked against its hashes, nothing resolved, anything else removed; then
+# the project itself, built with the lock's setuptools (no isolated build fetching another).
 # The lock's torch is 2.13.0+cpu (the local CPU wheel); see README "Install" for a GPU build.
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) .ci/lockfile.py check --lock $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	$(PYTHON) .ci/lockfile.py pick uv --lock $(LOCK) > $(VENV)/uv.lock.txt
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r $(VENV)/uv.lock.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes \
+	  $(addprefix --find-links ,$(FIND_LINKS)) $(LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -9,6 +9,7 @@ compares them with pyproject.toml now and prints one line when they differ.
 Usage:
     python .ci/lockfile.py check [--pyproject pyproject.toml] [--lock requirements.lock]
     python .ci/lockfile.py compile [--lock requirements.lock] [--find-links DIR ...]
+    python .ci/lockfile.py pick uv [--lock requirements.lock]   # one pin with its hashes
 
 `make lock` passes the wheel folders of the pip configuration (FIND_LINKS in the Makefile).
 
@@ -113,7 +114,8 @@ def compile_lock(pyproject: Path, lock: Path, find_links: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["check", "compile"])
+    parser.add_argument("command", choices=["check", "compile", "pick"])
+    parser.add_argument("package", nargs="?", help="with pick: the package whose pin to print")
     parser.add_argument("--pyproject", type=Path, default=Path("pyproject.toml"))
     parser.add_argument("--lock", type=Path, default=Path("requirements.lock"))
     parser.add_argument("--find-links", action="append", default=[],
@@ -125,9 +127,25 @@ def main(argv: list[str] | None = None) -> int:
             print(reason, file=sys.stderr)
             return 1
         return 0
+    if args.command == "pick":
+        print(pick(args.lock, args.package))
+        return 0
     compile_lock(args.pyproject, args.lock, args.find_links)
     print(f"wrote {args.lock} ({sum(1 for _ in _pins(args.lock))} packages)")
     return 0
+
+
+def pick(lock: Path, package: str) -> str:
+    """The lock's lines for one package (its pin and hashes), as a requirements file."""
+    picked, inside = [], False
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if line[:1].isalnum():
+            inside = line.split("==", 1)[0].lower() == package.lower()
+        if inside and not line.lstrip().startswith("#"):
+            picked.append(line)
+    if not picked:
+        raise SystemExit(f"{lock.name} has no pin of {package}")
+    return "\n".join(picked)
 
 
 def _pins(lock: Path):

@@ -250,8 +250,10 @@ def trigger(
     from prefect.deployments import run_deployment
 
     # cast: run_deployment is sync here (no event loop); Prefect types it "run or coroutine".
+    # Polled every second while waiting (Prefect's default is 5 s): a script learns the end
+    # of a short run at once, for one cheap API read a second.
     run = cast("FlowRun", run_deployment(name=full, parameters=parameters,
-                                         timeout=None if wait else 0))
+                                         timeout=None if wait else 0, poll_interval=1))
     report = outcome(run)
     report["deployment"] = full
     if wait and report["state"] == "COMPLETED":

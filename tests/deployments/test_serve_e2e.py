@@ -41,7 +41,9 @@ def served(prefect_api, tmp_path_factory):
            # one alarm acts here (served default: 2 of the last 3), so one batch shows the loop
            "EMBEDPIPE_DEPLOY_MONITOR_ALARMS_REQUIRED": "1",
            "EMBEDPIPE_DEPLOY_MONITOR_WINDOW": "1",
-           "EMBEDPIPE_DEPLOY_INGEST_CRON": "15 3 * * *"}
+           "EMBEDPIPE_DEPLOY_INGEST_CRON": "15 3 * * *",
+           # the runner looks for runs every second (Prefect's default 10 s is idle test time)
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     log = (root / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
