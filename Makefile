@@ -49,7 +49,7 @@ lint: $(STAMP)
 
 test: check-lock lint
 	bash .ci/system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 serve: $(STAMP)
 	$(EP) serve

@@ -19,8 +19,17 @@ import time
 import numpy as np
 from _common import DATA_DIR, bench_parser, machine, scifact_dir, write_result
 
-from tasks.embed.base import BACKENDS, EmbedConfig
+from tasks.embed.base import EmbedConfig
 from tasks.embed.embedding import embed_texts, load_embedder
+from tasks.embed.selection import (
+    MIN_COSINE,
+    MIN_INVARIANCE,
+    calibration_texts,
+    candidates,
+    cpu_flags,
+    cuda_available,
+    invariance,
+)
 from tasks.index.ann import ExactIndex
 from tasks.prep.chunk import ChunkConfig, chunk_documents
 from tasks.prep.tokenize import tokenize_documents
@@ -68,6 +77,7 @@ def main() -> None:
     parser.add_argument("--no-ndcg", action="store_true")
     args = parser.parse_args()
     scifact_dir()  # skips the benchmark when SciFact is absent
+    BACKENDS = candidates(cpu_flags(), cuda_available())  # noqa: N806 - what auto measures here
     embedders = {b: load_embedder(EmbedConfig(backend=b)) for b in BACKENDS}  # exports built
     torch_model = embedders["torch"]
     texts = sample_chunks(args.chunks, torch_model.tokenizer)
@@ -95,7 +105,9 @@ def main() -> None:
             float(np.median(seconds["torch"])) / float(np.median(seconds[backend])), 3),
             "share_of_fp32_limit": round(speed / limit, 3),
             "cosine_mean": round(float(cos.mean()), 5), "cosine_min": round(float(cos.min()), 5),
-            "seconds": [round(s, 2) for s in seconds[backend]]}
+            "seconds": [round(s, 2) for s in seconds[backend]],
+            "batch_invariance_min": round(invariance(embedders[backend], calibration_texts(),
+                                                     16), 6)}
     if not args.no_ndcg:
         for backend in BACKENDS:
             rows[backend]["ndcg@10"] = scifact_ndcg(embedders[backend])
@@ -113,11 +125,23 @@ def main() -> None:
             rows[b]["ndcg@10"] - rows["torch"]["ndcg@10"]) <= 0.005)),
         key=lambda b: rows[b]["tokens_per_second"])
     print(f"fastest within the quality bound: {fastest}")
+    faithful = [b for b in BACKENDS if rows[b]["cosine_min"] >= MIN_COSINE
+                and rows[b]["batch_invariance_min"] >= MIN_INVARIANCE]
+    fastest_faithful = max(faithful, key=lambda b: rows[b]["tokens_per_second"])
+    from tasks.embed.backends.exports import export_root
+    from tasks.embed.backends.loader import load
+    from tasks.embed.selection import select
+
+    chosen = select(EmbedConfig(), load, export_root(None)).chosen
+    print(f"fastest faithful (cosine >= {MIN_COSINE}, invariance >= {MIN_INVARIANCE}): "
+          f"{fastest_faithful}; auto chose {chosen}; CPU flags {', '.join(cpu_flags())}")
     write_result("backends", {"chunks": args.chunks, "tokens": tokens, "rounds": args.rounds,
                               "gemm_gflops": [round(g, 1) for g in gflops],
                               "mflop_per_token": round(per_token / 1e6, 2),
                               "limit_tokens_per_second": round(limit), "backends": rows,
-                              "fastest_within_bound": fastest, "machine_at_start": machine()})
+                              "fastest_within_bound": fastest,
+                              "fastest_faithful": fastest_faithful, "auto_chose": chosen,
+                              "cpu_flags": cpu_flags(), "machine_at_start": machine()})
 
 
 def scifact_ndcg(embedder) -> float:

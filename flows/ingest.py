@@ -61,7 +61,7 @@ def ingest_source(source: Path, config: EmbedpipeConfig, warehouse: Warehouse) -
     with stage_timer() as timer:
         key = steps.fingerprint_source(source, config.source, config.clean)
         active = steps.active_version_of_source(warehouse, key)
-        embedder = steps.load_model(config.embed) if active else None
+        embedder = steps.load_model(config.embed, warehouse) if active else None
         summary = None
         if active and embedder and steps.same_setup(active, embedder, config.chunk):
             summary = summarize_unchanged(active, str(source), timer.seconds)
@@ -80,7 +80,7 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
     same bytes is known unchanged without reading; `embedder`: one already loaded.
     """
     with stage_timer(reuse=True) as timer:
-        embedder = embedder or steps.load_model(config.embed)
+        embedder = embedder or steps.load_model(config.embed, warehouse)
         chunking = Chunking(config.chunk, embedder.max_seq_length)
         read = corpus.counts()
         plan = steps.plan_changes(warehouse, corpus, embedder.fingerprint, chunking)

@@ -56,9 +56,9 @@ def measured_throughput(warehouse: Warehouse) -> float | None:
 def plan_source(source: Path, config: EmbedpipeConfig) -> PlanReport:
     """Read, clean and chunk `source` as an ingest would, and compare with the warehouse."""
     corpus = chain.read_corpus(source, config.source, config.clean)
-    embedder = load_embedder(config.embed)
-    chunking = chain.Chunking(config.chunk, embedder.max_seq_length)
     warehouse = config.warehouse.open()
+    embedder = load_embedder(config.embed.keeping(warehouse.recorded_backend()))
+    chunking = chain.Chunking(config.chunk, embedder.max_seq_length)
     documents = corpus.documents
     if warehouse.exists():
         with warehouse.session() as session:

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse import queries, sandbox
-from warehouse.errors import NoActiveVersion, VersionExpired, VersionNotFound
+from warehouse.errors import NoActiveVersion, VersionExpired, VersionNotFound, WarehouseError
 from warehouse.lake import connect as lake_connect
 from warehouse.locate import location_of
 from warehouse.location import Location
@@ -159,6 +159,18 @@ class Warehouse(VectorReads, RunReads):
             raise VersionExpired(f"version {v.version_id} was expired by `embedpipe gc`: its "
                                  f"data is gone (readable versions: {', '.join(kept) or 'none'})")
         return v
+
+    def recorded_backend(self) -> str | None:
+        """The embedding backend of the latest version, None before the first (or for a
+        catalog whose lake the first ingest has yet to create)."""
+        if not self.exists():
+            return None
+        try:
+            with self.session() as session:
+                head = session.head_version()
+        except WarehouseError:
+            return None
+        return (head.model_backend or "torch") if head else None
 
     def active_or_none(self) -> Version | None:
         """The active version, or None when nothing is active (or nothing exists) yet."""

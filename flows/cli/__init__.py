@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import sys
 
-from flows.cli import dashboard, ingest, monitor, query, server, versions  # noqa: F401 - registers commands
+from flows.cli import (  # noqa: F401 - registers commands
+    backends,
+    dashboard,
+    ingest,
+    monitor,
+    query,
+    server,
+    versions,
+)
 from flows.cli.common import app, err
 
 __all__ = ["app", "main"]

@@ -30,8 +30,14 @@ _FINGERPRINTED_SUFFIXES = {".safetensors", ".bin", ".json", ".txt", ".model", ".
 _IGNORED_FILES = {"README.md", ".gitattributes", "data_config.json"}
 
 
-Backend = Literal["torch", "onnx", "onnx-int8", "openvino"]
-BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "openvino")
+Backend = Literal["auto", "torch", "torch-bf16", "cuda-fp16", "onnx", "onnx-int8", "openvino",
+                  "openvino-fp32"]
+# What a version can record: every backend but "auto", which resolves to one of these.
+CONCRETE_BACKENDS: tuple[str, ...] = ("torch", "torch-bf16", "cuda-fp16", "onnx", "onnx-int8",
+                                      "openvino", "openvino-fp32")
+BACKENDS = CONCRETE_BACKENDS  # the name benches and tests use
+# Run by torch itself (sentence-transformers); the others run an exported graph.
+TORCH_BACKENDS = ("torch", "torch-bf16", "cuda-fp16")
 
 
 class EmbedConfig(BaseModel):
@@ -42,13 +48,17 @@ class EmbedConfig(BaseModel):
     # A local SentenceTransformer directory, a hub name (needs network), "all-MiniLM-L6-v2"
     # (the bundled offline copy), or "hash" (the deterministic test embedder).
     model: str = DEFAULT_MODEL
-    # torch: sentence-transformers as is. onnx: the model exported to ONNX with its attention,
-    # LayerNorm and GELU fused (onnxruntime). onnx-int8: the same with int8 weights (dynamic
-    # quantization, per channel). openvino: exported to OpenVINO, fp32. Vectors of different
-    # backends never mix: the fingerprint includes the backend. The default is the fastest
-    # within the quality bound on bench/backends.py (1.8x torch, nDCG@10 within 0.001);
+    # auto (default): the fastest faithful backend on this machine, measured once per machine
+    # and model (tasks/embed/selection.py, `embedpipe backends`), and then the one a warehouse
+    # recorded at its first ingest. torch: sentence-transformers as is (fp32, the reference).
+    # torch-bf16: the same under bf16 autocast (CPUs with AMX or AVX-512 BF16). cuda-fp16:
+    # torch on a GPU in fp16. onnx: exported to ONNX with attention, LayerNorm and GELU fused
+    # (onnxruntime). onnx-int8: the same with int8 weights and activations quantized per batch:
+    # not batch-invariant, so auto never picks it. openvino: exported to OpenVINO at its default
+    # inference precision (bf16 where the CPU has it); openvino-fp32: the same held to fp32.
+    # Vectors of different backends never mix: the fingerprint includes the backend;
     # fine-tuning always trains the torch model and the candidate is exported like any model.
-    backend: Backend = "onnx-int8"
+    backend: Backend = "auto"
     # 64 x 256 tokens keeps a CPU's caches busy without padding waste: texts are length-sorted.
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
@@ -60,6 +70,14 @@ class EmbedConfig(BaseModel):
     # model and backend: built once on a machine, never per run. None: $EMBEDPIPE_MODEL_CACHE,
     # else ~/.cache/embedpipe/exports.
     export_dir: Path | None = None
+
+    def keeping(self, recorded: str | None) -> EmbedConfig:
+        """This config with `auto` resolved to the backend a warehouse recorded (`recorded`,
+        its latest version's), so every run on any machine embeds as its first ingest did;
+        an explicit backend, or a warehouse with none recorded, stays as it is."""
+        if self.backend != "auto" or recorded not in CONCRETE_BACKENDS:
+            return self
+        return self.model_copy(update={"backend": recorded})
 
 
 class Embedder(Protocol):

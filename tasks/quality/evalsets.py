@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tasks.errors import SourceError
 
@@ -73,44 +75,107 @@ class LabelledSet:
 
 
 def load_labelled(path: Path) -> LabelledSet:
-    """`(text, label)` pairs: JSONL with `text`/`label`, CSV/TSV with a `text,label` header, or
-    an STS file (its sentences, labelled with the genre in the first field).
+    """`(text, label)` pairs: JSONL with `text`/`label`, a TSV or CSV file whose header names a
+    `text` and a `label` column, or an STS file (its sentences, labelled with the genre in the
+    first field).
+
+    A TSV is split on tabs only: quotes are text (a sentence may open with `"`), never CSV
+    quoting that would swallow the lines after it. A CSV is read with CSV quoting.
 
     Raises:
-        SourceError: a missing file, a row without text or label, or fewer than two labels.
+        SourceError: a missing file, a file without the header, a row without text or label
+            (naming its line and what is wrong), or fewer than two labels.
     """
     if not path.exists():
         raise SourceError(f"{path}: not found")
-    texts: list[str] = []
-    labels: list[str] = []
     with path.open(encoding="utf-8", newline="") as handle:
         first = handle.readline()
         handle.seek(0)
         if path.suffix in (".jsonl", ".json"):
-            for line_no, line in enumerate(handle, start=1):
-                if line.strip():
-                    record = json.loads(line)
-                    _append(texts, labels, record.get("text"), record.get("label"), path,
-                            line_no)
-        elif first.count("\t") >= 6 and not first.lower().startswith("text"):
-            for line_no, line in enumerate(handle, start=1):  # STS: genre, …, s1, s2
-                fields = line.rstrip("\n").split("\t")
-                for sentence in fields[5:7]:
-                    _append(texts, labels, sentence, fields[0], path, line_no)
+            pairs = _jsonl_pairs(handle, path)
+        elif first.count("\t") >= 6 and "text" not in first.lower().split("\t"):
+            pairs = _sts_pairs(handle)
+        elif "\t" in first or path.suffix == ".tsv":
+            pairs = _tsv_pairs(handle, path)
         else:
-            dialect = "excel-tab" if "\t" in first else "excel"
-            for line_no, row in enumerate(csv.DictReader(handle, dialect=dialect), start=2):
-                _append(texts, labels, row.get("text"), row.get("label"), path, line_no)
+            pairs = _csv_pairs(handle, path)
+        texts: list[str] = []
+        labels: list[str] = []
+        for line_no, text, label in pairs:
+            _append(texts, labels, text, label, path, line_no)
     if len(set(labels)) < 2:
         raise SourceError(f"{path}: a labelled set needs at least two labels, found "
                           f"{sorted(set(labels))}")
     return LabelledSet(path.name, texts, labels)
 
 
+Pairs = Iterator[tuple[int, object, object]]  # (line number, text, label)
+
+
+def _jsonl_pairs(handle: IO[str], path: Path) -> Pairs:
+    for line_no, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise SourceError(f"{path}:{line_no}: not valid JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise SourceError(f"{path}:{line_no}: expected a JSON object with text and label")
+        yield line_no, record.get("text"), record.get("label")
+
+
+def _sts_pairs(handle: IO[str]) -> Pairs:
+    for line_no, line in enumerate(handle, start=1):  # STS: genre, …, s1, s2
+        fields = line.rstrip("\r\n").split("\t")
+        for sentence in fields[5:7]:
+            yield line_no, sentence, fields[0]
+
+
+def _header(columns: list[str], path: Path, separator: str) -> tuple[int, int]:
+    """Where the text and label columns are, from the header; refuses a file without one."""
+    names = [c.strip().lower() for c in columns]
+    if "text" in names and "label" in names:
+        return names.index("text"), names.index("label")
+    example = "text<TAB>label" if separator == "\t" else "text,label"
+    raise SourceError(
+        f"{path}:1: the header is missing: the first line must name the columns, e.g. "
+        f"{example}; found {separator.join(columns)[:60]!r}")
+
+
+def _tsv_pairs(handle: IO[str], path: Path) -> Pairs:
+    header = handle.readline().rstrip("\r\n").split("\t")
+    text_at, label_at = _header(header, path, "\t")
+    for line_no, line in enumerate(handle, start=2):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise SourceError(f"{path}:{line_no}: {len(fields)} tab-separated fields, the "
+                              f"header has {len(header)} ({chr(9).join(header)!r})")
+        yield line_no, fields[text_at], fields[label_at]
+
+
+def _csv_pairs(handle: IO[str], path: Path) -> Pairs:
+    reader = csv.reader(handle)
+    header = next(reader, [])
+    text_at, label_at = _header(header, path, ",")
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise SourceError(f"{path}:{reader.line_num}: {len(row)} fields, the header has "
+                              f"{len(header)}")
+        yield reader.line_num, row[text_at], row[label_at]
+
+
 def _append(texts: list[str], labels: list[str], text: object, label: object, path: Path,
             line_no: int) -> None:
-    if not isinstance(text, str) or not text.strip() or label in (None, ""):
-        raise SourceError(f"{path}:{line_no}: expected a text and a label")
+    if not isinstance(text, str) or not text.strip():
+        raise SourceError(f"{path}:{line_no}: the text is empty")
+    if label in (None, "") or (isinstance(label, str) and not label.strip()):
+        raise SourceError(f"{path}:{line_no}: the label is empty")
     texts.append(text)
     labels.append(str(label))
 

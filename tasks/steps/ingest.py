@@ -22,7 +22,8 @@ from prefect.futures import as_completed
 
 from tasks import report
 from tasks.embed import distributed, embedding
-from tasks.embed.base import EmbedConfig, Embedder
+from tasks.embed.base import CONCRETE_BACKENDS, EmbedConfig, Embedder
+from tasks.errors import ModelError
 from tasks.index.build import IndexConfig, IndexReport
 from tasks.index.storage import build_version_index
 from tasks.prep import chain, chunk, clean, load
@@ -89,10 +90,27 @@ def release_memory() -> None:
 
 
 @timed("load_model")
-def load_model(config: EmbedConfig) -> Embedder:
-    """The configured embedder, loaded once for the run (a plain step: a model is no result)."""
+def load_model(config: EmbedConfig, warehouse: Warehouse) -> Embedder:
+    """The configured embedder, loaded once for the run (a plain step: a model is no result).
+
+    `auto` keeps the backend the warehouse recorded at its first ingest, so vectors are reused
+    and versions stay comparable whichever machine runs; before that, the fastest faithful
+    backend measured on this machine.
+
+    Raises:
+        ModelError: the warehouse's backend cannot run on this machine (saying which).
+    """
+    recorded = warehouse.recorded_backend()
+    kept = config.keeping(recorded)
     report("load model", 0, 1)
-    model = embedding.load_embedder(config)
+    try:
+        model = embedding.load_embedder(kept)
+    except (ModelError, ImportError) as exc:
+        if kept is config:
+            raise
+        raise ModelError(f"warehouse {warehouse.where} was embedded with backend {recorded}, "
+                         f"which cannot run on this machine ({' '.join(str(exc).split())}); "
+                         "run it where it can, or re-embed with --backend") from exc
     report("load model", 1, 1)
     return model
 
@@ -166,6 +184,8 @@ def embed_new_chunks(warehouse: Warehouse, chunks: pa.Table, embedder: Embedder,
     `embed.shard_size` texts (workers write Parquet parts under the warehouse's `staging/`,
     a shared directory or its s3:// prefix); else they are embedded here.
     """
+    if config.backend == "auto" and embedder.backend in CONCRETE_BACKENDS:
+        config = config.model_copy(update={"backend": embedder.backend})  # workers: the same
     with warehouse.session() as session:
         todo = missing_texts(session, chunks, embedder.fingerprint)
     log(f"embedding {todo.num_rows} new chunk texts; {chunks.num_rows - todo.num_rows} chunks "

@@ -8,7 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.embed.backends.registry import native_class
-from tasks.embed.base import DEFAULT_ALIASES, EmbedConfig, Embedder, resolve_model
+from tasks.embed.base import (
+    DEFAULT_ALIASES,
+    TORCH_BACKENDS,
+    EmbedConfig,
+    Embedder,
+    resolve_model,
+)
 from tasks.errors import ModelError
 
 
@@ -19,7 +25,9 @@ def load(config: EmbedConfig) -> Embedder:
         ModelError: an exported backend for a model that is not on local disk (export a hub
             model by downloading it first), or a model the backend cannot run.
     """
-    if config.backend == "torch":
+    if config.backend == "auto":
+        config = config.model_copy(update={"backend": resolve_auto(config)})
+    if config.backend in TORCH_BACKENDS:
         from tasks.embed.backends.torch import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(config)
@@ -34,6 +42,17 @@ def load(config: EmbedConfig) -> Embedder:
     embedder: Embedder = native_class(config.backend)(directory, config.model, location, source,
                                                       threads=_threads())
     return embedder
+
+
+def resolve_auto(config: EmbedConfig) -> str:
+    """The backend `auto` means for this model on this machine (measured once, then cached);
+    torch for a model that is not on local disk (the exported backends need its files)."""
+    from tasks.embed.backends.exports import export_root
+    from tasks.embed.selection import select
+
+    if not Path(resolve_model(config.model)).is_dir():
+        return "torch"
+    return select(config, load, export_root(config.export_dir)).chosen
 
 
 def _threads() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def native_class(backend: str) -> type:
     """The embedder class of an exported backend."""
-    if backend == "openvino":
+    if backend.startswith("openvino"):
         from tasks.embed.backends.openvino import OpenVINOEmbedder
 
         return OpenVINOEmbedder

@@ -8,7 +8,33 @@ import pytest
 from tasks.embed.base import EmbedConfig, default_model_path, fingerprint_directory
 from tasks.embed.embedding import embed_texts
 from tasks.embed.hashing import HashEmbedder
+from tasks.embed.selection import (
+    MIN_INVARIANCE,
+    Measurement,
+    calibration_texts,
+    choose,
+    cpu_flags,
+    cuda_available,
+    invariance,
+)
 from tests.conftest import run_python
+
+EXPORTED = ("onnx", "onnx-int8", "openvino", "openvino-fp32")
+# Every backend `auto` may choose (onnx-int8 quantizes activations per batch: refused).
+SELECTABLE = ("torch", "torch-bf16", "cuda-fp16", "onnx", "openvino", "openvino-fp32")
+BF16 = bool({"amx_bf16", "avx512_bf16"} & set(cpu_flags()))
+
+
+def backend_param(backend: str):
+    """A backend as a test parameter, skipped with the reason where this machine lacks it."""
+    marks = []
+    if backend == "torch-bf16":
+        marks = [pytest.mark.skipif(not BF16, reason="the CPU has no AMX or AVX-512 BF16: "
+                                    "torch-bf16 is never a candidate here")]
+    if backend == "cuda-fp16":
+        marks = [pytest.mark.skipif(not cuda_available(), reason="torch sees no GPU here: the "
+                                    "CUDA backend is measured on a machine with one")]
+    return pytest.param(backend, marks=marks, id=backend)
 
 
 @pytest.fixture(scope="session")
@@ -16,16 +42,32 @@ def exported(real_embedder):
     """The exported backends of the bundled model (built once per machine, then reused)."""
     from tasks.embed.embedding import load_embedder
 
-    return {backend: load_embedder(EmbedConfig(backend=backend))
-            for backend in ("onnx", "onnx-int8", "openvino")}
+    return {backend: load_embedder(EmbedConfig(backend=backend)) for backend in EXPORTED}
 
 
-@pytest.fixture(params=["torch", "onnx", "onnx-int8", "openvino", "hash"])
+def load_backend(backend: str, real_embedder, exported):
+    from tasks.embed.embedding import load_embedder
+
+    if backend == "hash":
+        return HashEmbedder(dimension=32)
+    if backend in exported:
+        return exported[backend]
+    return real_embedder if backend == "torch" else load_embedder(EmbedConfig(backend=backend))
+
+
+@pytest.fixture(params=[backend_param(b) for b in
+                        ("torch", "torch-bf16", "cuda-fp16", *EXPORTED, "hash")])
 def embedder(request, real_embedder, exported):
     """The contract holds for every embedder: the same test runs against each backend."""
-    if request.param == "hash":
-        return HashEmbedder(dimension=32)
-    return real_embedder if request.param == "torch" else exported[request.param]
+    return load_backend(request.param, real_embedder, exported)
+
+
+@pytest.mark.parametrize("backend", [backend_param(b) for b in (*SELECTABLE, "hash")])
+def test_every_selectable_backend_is_batch_invariant(backend, real_embedder, exported):
+    """A text alone and inside a batch of 64 mixed texts (long ones pad it) get the same
+    vector: queries are embedded alone, documents in batches, and both must mean the same."""
+    embedder = load_backend(backend, real_embedder, exported)
+    assert invariance(embedder, calibration_texts(), sample=16) >= MIN_INVARIANCE
 
 
 def test_vectors_are_unit_float32_in_input_order(embedder):
@@ -41,6 +83,11 @@ def test_vectors_are_unit_float32_in_input_order(embedder):
         # is still consistent), never beyond the backend's agreement bound.
         assert float(vectors[0] @ vectors[2]) >= 0.99
         assert float(single[0] @ vectors[1]) >= 0.99
+    elif embedder.backend in ("torch-bf16", "cuda-fp16", "openvino"):
+        # Half-precision arithmetic (openvino runs bf16 where the CPU has it): the same text
+        # agrees within the batch-invariance bound auto holds every backend to, not bit for bit.
+        assert float(vectors[0] @ vectors[2]) >= MIN_INVARIANCE
+        assert float(single[0] @ vectors[1]) >= MIN_INVARIANCE
     else:
         np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-6)  # same text, same vector
         np.testing.assert_allclose(single[0], vectors[1], atol=1e-5)
@@ -75,7 +122,7 @@ def test_config_rejects_unknown_backend():
 
 
 @pytest.mark.parametrize(("backend", "bound"), [("onnx", 0.99), ("onnx-int8", 0.98),
-                                                ("openvino", 0.99)])
+                                                ("openvino", 0.99), ("openvino-fp32", 0.99)])
 def test_exported_backends_agree_with_torch(real_embedder, exported, backend, bound):
     texts = ["A cat sits on the mat.", "Vitamin D deficiency and bone density in adults.",
              "The GIL lets one thread run Python bytecode at a time. " * 12,
@@ -98,3 +145,24 @@ def test_exported_backends_load_without_torch(exported):
             "if m in sys.modules))")
     done = run_python(code)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def row(backend: str, speed: float, cosine: float = 1.0, invariant: float = 1.0) -> Measurement:
+    faithful = cosine >= 0.999 and invariant >= MIN_INVARIANCE
+    return Measurement(backend, speed, speed / 100, cosine, invariant, faithful)
+
+
+def test_auto_picks_the_fastest_faithful_backend():
+    rows = [row("torch", 100), row("onnx", 120),
+            row("onnx-int8", 300, cosine=0.9889, invariant=0.986),  # fastest, but per batch
+            row("openvino", 280, cosine=0.99997),
+            row("torch-bf16", 400, cosine=0.9981)]  # fastest of all, but not faithful
+    assert choose(rows) == "openvino"
+    assert choose([row("torch", 100), row("onnx-int8", 300, invariant=0.99)]) == "torch"
+    assert choose([]) == "torch"  # nothing measured: the reference
+
+
+def test_the_calibration_sample_is_mixed_lengths():
+    texts = calibration_texts()
+    lengths = sorted(len(t.split()) for t in texts)
+    assert len(texts) >= 200 and lengths[0] <= 12 and lengths[-1] >= 150
