@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from tasks import report
-from tasks.embed.base import CONCRETE_BACKENDS, EmbedConfig, Embedder, runtime_versions
+from tasks.embed.base import (
+    CONCRETE_BACKENDS,
+    EmbedConfig,
+    Embedder,
+    fingerprint_directory,
+    resolve_model,
+    runtime_versions,
+)
 from tasks.errors import ModelError
 
 MIN_COSINE = 0.999
@@ -123,12 +130,15 @@ def select(config: EmbedConfig, load: Callable[[EmbedConfig], Embedder], root: P
     """The backend `auto` means for `config.model` on this machine, measured once and cached.
 
     `load` builds an embedder for a concrete backend (the loader; exports are built once).
+    The cache is keyed by the model's files (hashed, not loaded): a cached answer costs no
+    model load.
     """
-    reference = load(config.model_copy(update={"backend": "torch"}))
     facts = machine()
-    path = cache_path(root, reference.fingerprint, facts)
+    model_key = fingerprint_directory(Path(resolve_model(config.model)), {"selection": FORMAT})
+    path = cache_path(root, model_key, facts)
     if path.exists() and not refresh:
         return Selection.from_dict(json.loads(path.read_text()))
+    reference = load(config.model_copy(update={"backend": "torch"}))
     selection = measure(config, load, reference, facts)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(".tmp")
