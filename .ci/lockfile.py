@@ -2,9 +2,10 @@
 
 requirements.lock pins every package embedpipe installs (direct and transitive) to one version
 with its hashes, for CPython 3.11 on Linux x86-64. It is compiled by uv (`uv pip compile
---generate-hashes`) and installed by plain pip (`--require-hashes --no-deps`: no resolver runs at
-install time). Its header lists the requirements of pyproject.toml it was made from; `check`
-compares them with pyproject.toml now and prints one line when they differ.
+--generate-hashes`) and installed by `make install`: pip installs the lock's pinned uv, which
+syncs .venv to the lock (`uv pip sync --require-hashes`: no resolver runs at install time).
+Its header lists the requirements of pyproject.toml it was made from; `check` compares
+them with pyproject.toml now and prints one line when they differ.
 
 Usage:
     python .ci/lockfile.py check [--pyproject pyproject.toml] [--lock requirements.lock]
@@ -104,8 +105,8 @@ def compile_lock(pyproject: Path, lock: Path, find_links: list[str]) -> None:
         header = [
             "# requirements.lock: every package embedpipe installs, pinned with hashes, for",
             f"# CPython {PYTHON_VERSION} on Linux x86-64 ({PLATFORM}). Written by `make lock`",
-            "# (uv pip compile --generate-hashes); installed by `make install` with pip",
-            "# --require-hashes --no-deps (no resolver). Do not edit by hand.",
+            "# (uv pip compile --generate-hashes); installed by `make install` with",
+            "# uv pip sync --require-hashes (no resolver). Do not edit by hand.",
             "# inputs (pyproject.toml's requirements this lock was made from; `make test` checks):",
             *(INPUT_PREFIX + r for r in requirements(pyproject)),
         ]
