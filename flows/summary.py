@@ -15,6 +15,7 @@ from warehouse.store import Version
 if TYPE_CHECKING:  # the steps import Prefect; a summary is also read where Prefect is not
     from tasks.steps.ingest import Published
 
+
 class IngestSummary(BaseModel):
     source: str
     status: str  # "published" | "rejected" (by the quality gate) | "unchanged"

@@ -35,7 +35,6 @@ Backend = Literal["auto", "torch", "torch-bf16", "cuda-fp16", "onnx", "onnx-int8
 # What a version can record: every backend but "auto", which resolves to one of these.
 CONCRETE_BACKENDS: tuple[str, ...] = ("torch", "torch-bf16", "cuda-fp16", "onnx", "onnx-int8",
                                       "openvino", "openvino-fp32")
-BACKENDS = CONCRETE_BACKENDS  # the name benches and tests use
 # Run by torch itself (sentence-transformers); the others run an exported graph.
 TORCH_BACKENDS = ("torch", "torch-bf16", "cuda-fp16")
 

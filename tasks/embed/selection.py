@@ -33,6 +33,7 @@ from tasks.embed.base import (
     EmbedConfig,
     Embedder,
     fingerprint_directory,
+    normalize_rows,
     resolve_model,
     runtime_versions,
 )
@@ -77,11 +78,7 @@ class Selection:
 
 def cpu_flags() -> list[str]:
     """The CPU features of `FLAGS` this machine has (Linux: /proc/cpuinfo; else none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
+    line = next((x for x in _cpuinfo() if x.startswith("flags")), "")
     present = set(line.partition(":")[2].split())
     return [f for f in FLAGS if f in present]
 
@@ -169,7 +166,7 @@ def measure(config: EmbedConfig, load: Callable[[EmbedConfig], Embedder], refere
             notes[backend] = f"not available: {' '.join(str(exc).split())[:120]}"
             continue
         vectors, seconds = _timed(embedder, texts)
-        cosine = float(np.min(np.sum(_unit(vectors) * _unit(truth), axis=1)))
+        cosine = float(np.min(np.sum(normalize_rows(vectors) * normalize_rows(truth), axis=1)))
         measured[backend] = (tokens / seconds, cosine, invariance(embedder, texts))
     report(stage, len(backends), len(backends))
     base = measured.get("torch", (1.0, 1.0, 1.0))[0]
@@ -197,9 +194,9 @@ def invariance(embedder: Embedder, texts: list[str], sample: int = 8) -> float:
     """Min cosine between texts embedded alone and the same texts inside one batch of 64
     mixed texts (long and short together, so the batch pads them)."""
     batch = texts[:BATCH]
-    together = _unit(embedder.encode(batch, BATCH))
+    together = normalize_rows(embedder.encode(batch, BATCH))
     picks = np.linspace(0, len(batch) - 1, sample).astype(int)
-    alone = _unit(np.vstack([embedder.encode([batch[i]], 1) for i in picks]))
+    alone = normalize_rows(np.vstack([embedder.encode([batch[i]], 1) for i in picks]))
     return float(np.min(np.sum(alone * together[picks], axis=1)))
 
 
@@ -213,8 +210,3 @@ def _timed(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, float]:
         vectors = embedder.encode(texts, BATCH)
         best = min(best, time.perf_counter() - start)
     return vectors, best
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.clip(norms, 1e-12, None)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from tasks import report
-from tasks.embed.base import EmbedConfig, fingerprint_directory
+from tasks.embed.base import EmbedConfig, fingerprint_directory, runtime_versions
 from tasks.errors import ModelError
 
 FORMAT = 1  # bumped when the export recipe changes: older exports are rebuilt
@@ -136,7 +136,7 @@ def build(source: Path, backend: str, out: Path) -> dict[str, Any]:
             "dimension": reference.dimension, "max_seq_length": reference.max_seq_length,
             "pooling": pooling, "pad_id": int(tokenizer.pad_token_id or 0),
             "pad_token": str(tokenizer.pad_token or "[PAD]"), "source": str(source),
-            "built_seconds": round(time.monotonic() - started, 1), "versions": _versions()}
+            "built_seconds": round(time.monotonic() - started, 1), "versions": runtime_versions()}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     _check(reference, out, backend, source)
     return meta
@@ -244,13 +244,3 @@ def _check(reference: Any, directory: Path, backend: str, source: Path) -> None:
     if cosine < MIN_COSINE[backend]:
         raise ModelError(f"the {backend} export of {source} disagrees with torch (cosine "
                          f"{cosine:.4f} < {MIN_COSINE[backend]}); it was not kept")
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("torch", "onnxruntime", "openvino", "transformers"):
-        with contextlib.suppress(PackageNotFoundError):
-            found[package] = version(package)
-    return found
