@@ -38,6 +38,7 @@ from tasks.quality.scoring import EvaluateConfig
 from tasks.train.finetune import RetrainConfig
 from warehouse.codec import StoreConfig
 from warehouse.lake import redact_catalog
+from warehouse.query_log import SearchConfig
 from warehouse.store import Warehouse
 
 DEFAULT_WAREHOUSE = Path(".embedpipe") / "warehouse"
@@ -118,6 +119,7 @@ class EmbedpipeConfig(BaseModel):
     retrain: RetrainConfig = RetrainConfig()
     map: MapConfig = MapConfig()
     store: StoreConfig = StoreConfig()
+    search: SearchConfig = SearchConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
 
 

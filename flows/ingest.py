@@ -99,7 +99,7 @@ def ingest_documents(corpus: Corpus, config: EmbedpipeConfig, warehouse: Warehou
         queries = evaluating.embed_eval_queries(config.evaluate, embedder,
                                                 config.embed.batch_size)
         indexed, built = steps.index_version(warehouse, version, config.index,
-                                             queries.vectors if queries else None)
+                                             queries.vectors if queries else None, embedder)
         evaluations = evaluating.evaluate_version(warehouse, version, indexed, embedder,
                                                   config.evaluate, config.embed.batch_size,
                                                   queries)

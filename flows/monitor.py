@@ -50,7 +50,7 @@ def monitor_drift(config: EmbedpipeConfig | None, source: str,
     warehouse = config.warehouse.open()
     version = warehouse.readable()
     started = report_steps.now()
-    batch = steps.read_batch(kind, Path(source), config.source, config.clean)
+    batch = steps.read_batch(kind, Path(source), config.source, config.clean, warehouse)
     reference = load.read_query_log(Path(reference_queries)) if reference_queries else None
     report, current = steps.sample_and_compare(warehouse, version, kind, Path(source), batch,
                                                config.drift, config.embed.batch_size, reference)
@@ -61,6 +61,7 @@ def monitor_drift(config: EmbedpipeConfig | None, source: str,
         return finish(report, name, message)
     steps.record_drift(warehouse, report, config.drift)
     steps.map_drift_sample(warehouse, version, report, current)
+    steps.retune_on_log(warehouse, version, config.index)  # ef follows the logged searches
     if report.drifted:
         emit_event(event=DRIFT_EVENT, resource=warehouse_resource(warehouse),
                    payload={"warehouse": warehouse.where, "version_id": version.version_id,

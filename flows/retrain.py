@@ -95,6 +95,8 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
         name, message = retrain_outcome(outcome, summary.gate_headline)
         report.record_run(warehouse, "retrain", started, outcome.status, message,
                           outcome.candidate_version, source, outcome.model_dump())
+        if outcome.candidate_version is not None:  # again, now with its Training section
+            report.write_card(warehouse, outcome.candidate_version)
     report.log(message)
     return finish(outcome, name, message)
 
@@ -103,8 +105,10 @@ def retrain_outcome(outcome: RetrainReport, headline: str) -> tuple[str, str]:
     """The end state of a retrain: `Published`, `Rejected` (with the gate's reason) or
     `Unchanged`."""
     what = f"retrain ({outcome.strategy}) of v{outcome.base_version}"
-    if outcome.status == "published":
-        return "Published", f"{what}: published v{outcome.candidate_version}"
+    if outcome.status == "published":  # with the gain's interval when the gate measured one
+        detail = headline.removeprefix("passed").removeprefix(": ")
+        return "Published", f"{what}: published v{outcome.candidate_version}" + (
+            f": {detail}" if detail else "")
     if outcome.status == "rejected":
         return "Rejected", f"{what}: rejected v{outcome.candidate_version}: {headline}"
     return "Unchanged", f"{what}: unchanged"

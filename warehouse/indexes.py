@@ -62,6 +62,16 @@ def save(warehouse: Warehouse, version: Version, write_ann: Callable[[Path], Non
     return final
 
 
+def update_meta(warehouse: Warehouse, version: Version, changes: dict[str, Any]) -> None:
+    """Change query-time settings in the meta.json of `version`'s index (e.g. a retuned ef),
+    atomically (written beside it, then renamed over it); the index files are not touched."""
+    directory, meta = checked(warehouse, version)
+    staging = directory / (META + ".tmp")
+    staging.write_text(json.dumps({**meta, **changes}, indent=2))
+    staging.replace(directory / META)
+    warehouse.location.upload(_name(version.version_id), last=META)
+
+
 def _name(version_id: int) -> str:
     """The index folder's name under the warehouse (local and remote alike)."""
     return f"indexes/{version_id}"

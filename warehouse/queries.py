@@ -58,6 +58,19 @@ VERSION_METRICS = """
     FROM lake.quality_metrics WHERE version_id = ? ORDER BY evaluator, metric"""
 INSERT_DRIFT = "INSERT INTO lake.drift_metrics BY NAME SELECT * FROM new_drift"
 INSERT_RUN = "INSERT INTO lake.runs BY NAME SELECT * FROM new_run"
+INSERT_QUERIES = "INSERT INTO lake.queries BY NAME SELECT * FROM new_queries"
+COUNT_QUERIES = "SELECT count(*) FROM lake.queries"
+# Keep the newest ? rows (ties at the cut by query_id, so exactly ? remain).
+TRIM_QUERIES = """
+    DELETE FROM lake.queries WHERE query_id NOT IN (
+        SELECT query_id FROM lake.queries ORDER BY logged_at DESC, query_id DESC LIMIT ?)"""
+RECENT_QUERIES = """
+    SELECT logged_at, version_id, origin, mode, k, top_score, latency_ms, text_hash, text
+    FROM lake.queries WHERE ? IS NULL OR version_id = ?
+    ORDER BY logged_at DESC, query_id DESC LIMIT ?"""
+LOGGED_TEXTS = """
+    SELECT text FROM (SELECT text, max(logged_at) AS last FROM lake.queries GROUP BY text
+                      ORDER BY last DESC LIMIT ?) ORDER BY last"""
 INSERT_PROJECTION = "INSERT INTO lake.projections BY NAME SELECT * FROM new_projection"
 DELETE_PROJECTION = """
     DELETE FROM lake.projections WHERE version_id = ? AND check_id IS NOT DISTINCT FROM ?"""

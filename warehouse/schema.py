@@ -34,6 +34,13 @@ QUERY_REFERENCE_ROWS = pa.schema([
     ("set_id", pa.string()), ("created_at", pa.timestamp("us")), ("source", pa.string()),
     ("text", pa.string()),
 ])
+# The query log (`warehouse/query_log.py`): one row per logged search, oldest dropped first.
+QUERY_ROWS = pa.schema([
+    ("query_id", pa.string()), ("text_hash", pa.string()), ("text", pa.string()),
+    ("logged_at", pa.timestamp("us")), ("version_id", pa.int64()), ("mode", pa.string()),
+    ("k", pa.int64()), ("top_score", pa.float64()), ("latency_ms", pa.float64()),
+    ("origin", pa.string()),  # cli | dashboard | library
+])
 # 2-D map of a version: a sample of its chunks (check_id NULL), and each drift check's sample
 # placed into the same plane (check_id set).
 PROJECTION_ROWS = pa.schema([
@@ -81,10 +88,12 @@ TABLES: dict[str, str] = {
     "runs": ddl(RUNS_ROWS),
     "projections": ddl(PROJECTION_ROWS),
     "query_references": ddl(QUERY_REFERENCE_ROWS),
+    "queries": ddl(QUERY_ROWS),
 }
 
 VERSION_STATUSES = ("candidate", "active", "rejected", "retired", "expired")
 
 # Views a `sql` session gets, resolved at one version's snapshot.
 VERSIONED_TABLES = ("documents", "chunks", "quarantine")
-UNVERSIONED_VIEWS = ("versions", "quality_metrics", "drift_metrics", "runs", "projections")
+UNVERSIONED_VIEWS = ("versions", "quality_metrics", "drift_metrics", "runs", "projections",
+                     "queries")

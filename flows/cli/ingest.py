@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -96,25 +97,71 @@ def plan(
 
 
 @command()
-def index(version: VersionOpt = None, as_json: JsonOpt = False, *, where: Where) -> None:
-    """Rebuild the index files of a version (e.g. after a crash, or from an older embedpipe)."""
-    import json
-
+def index(version: VersionOpt = None, as_json: JsonOpt = False,
+          retune: Annotated[bool, typer.Option(
+              "--retune", help="raise ef (no rebuild) until recall on the logged queries "
+              "reaches the target")] = False,
+          *, where: Where) -> None:
+    """Rebuild the index files of a version (e.g. after a crash, or from an older embedpipe),
+    or with --retune check its recall on logged queries and raise its ef if short."""
+    from tasks.embed.embedding import version_embedder
     from tasks.index.storage import build_version_index
     from warehouse.writer import open_writer
 
     cfg = where.config()
     wh = cfg.warehouse.open()
     target = wh.readable(version)
+    if retune:
+        result = retune_index(wh, target, cfg)
+        if as_json:
+            print(json.dumps(result.as_dict()))
+        else:
+            out.print(describe_retune(result))
+        return
+    embedder = version_embedder(target)  # embeds the query-like probes ef is tuned on
     with open_writer(wh, cfg.warehouse.lock_wait_seconds, create=False) as writer:
-        _, report = build_version_index(wh, target, cfg.index)
+        _, report = build_version_index(wh, target, cfg.index, embedder=embedder)
         writer.record_index(target.version_id, report.as_dict())
     if as_json:
         print(json.dumps(report.as_dict()))
     else:
         out.print(f"index of version {target.version_id} rebuilt: {report.count} chunks "
                   f"({report.distinct} distinct texts), ef {report.ef}, recall@{report.recall_k} "
-                  f"{report.recall:.4f}")
+                  f"{report.recall:.4f} on {report.queries} queries")
+
+
+def retune_index(wh: Any, target: Any, cfg: Any) -> Any:
+    """`index --retune`: measure, raise ef if short, record it on the version and as a run."""
+    from datetime import UTC, datetime
+
+    from tasks.embed.embedding import version_embedder
+    from tasks.index.storage import retune
+    from warehouse.writer import open_writer
+
+    started = datetime.now(UTC).replace(tzinfo=None)
+    result = retune(wh, target, version_embedder(target), cfg.index)
+    with open_writer(wh, cfg.warehouse.lock_wait_seconds, create=False) as writer:
+        writer.record_index(target.version_id, result.report)
+        writer.record_run({"run_id": f"retune-{started.isoformat()}", "flow": "retune",
+                           "started_at": started,
+                           "finished_at": datetime.now(UTC).replace(tzinfo=None),
+                           "status": "completed", "message": describe_retune(result),
+                           "version_id": target.version_id, "source": "query log",
+                           "flow_run_id": None, "summary": json.dumps(result.as_dict())})
+    return result
+
+
+def describe_retune(result: Any) -> str:
+    """One line: what the logged queries showed and what changed."""
+    if result.recall_before is None:
+        return (f"version {result.version_id}: {result.queries} logged queries, too few to "
+                f"measure recall; ef {result.ef_before} kept")
+    if result.changed:
+        return (f"version {result.version_id}: recall@10 on {result.queries} logged queries "
+                f"{result.recall_before:.4f} < target {result.target}: ef {result.ef_before} -> "
+                f"{result.ef_after}, recall {result.recall_after:.4f} (index files unchanged)")
+    return (f"version {result.version_id}: recall on {result.queries} logged queries "
+            f"{result.recall_before:.4f}, target {result.target}: ef {result.ef_before} kept")
 
 
 @app.command("demo-corpus")

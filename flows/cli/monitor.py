@@ -12,6 +12,7 @@ from rich.table import Table
 from flows.cli.common import JsonOpt, VerboseOpt, VersionOpt, Where, command, out, prefect_api
 from flows.cli.render import plain
 from tasks.errors import SourceError
+from warehouse.query_log import QUERY_LOG
 
 
 @command()
@@ -57,7 +58,8 @@ def evaluate(
 def drift(
     source: Annotated[Path | None, typer.Argument(help="a new corpus batch")] = None,
     queries: Annotated[Path | None, typer.Option(
-        help="a query log: one query per line, or JSONL with query/text")] = None,
+        help="a query log: one query per line, or JSONL with query/text; 'log': the "
+             "warehouse's own log of searches")] = None,
     reference_queries: Annotated[Path | None, typer.Option(
         help="the query log to compare --queries with from now on (default: the first "
              "query log checked)")] = None,
@@ -67,13 +69,13 @@ def drift(
     verbose: VerboseOpt = False,
     *, where: Where,
 ) -> None:
-    """Compare SOURCE (or --queries FILE) with the active version; exit 1 when drifted."""
+    """Compare SOURCE (or --queries FILE|log) with the active version; exit 1 when drifted."""
     if (source is None) == (queries is None):
         raise SourceError("give either SOURCE (a corpus batch) or --queries FILE, not both")
     path = source or queries
     assert path is not None
     for given in (path, reference_queries):
-        if given is not None and not given.exists():
+        if given is not None and not given.exists() and given != Path(QUERY_LOG):
             raise SourceError(f"{given}: no such file or directory")
     cfg = where.config()
     open_check(cfg)

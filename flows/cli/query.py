@@ -28,10 +28,12 @@ def search(
 ) -> None:
     """Search the active (or given) version for QUERY."""
     from flows.search import search as run_search
+    from warehouse.query_log import QueryLog
 
     cfg = where.config(**{"evaluate.search_mode": mode})
-    hits = run_search(cfg.warehouse.open(), query, k=k, version_id=version,
-                      mode=cfg.evaluate.search_mode, rrf_k=cfg.evaluate.rrf_k)
+    wh = cfg.warehouse.open()
+    hits = run_search(wh, query, k=k, version_id=version, mode=cfg.evaluate.search_mode,
+                      rrf_k=cfg.evaluate.rrf_k, log=QueryLog(wh, cfg.search, "cli"))
     if as_json:
         for hit in hits:
             print(json.dumps(hit.as_dict(), ensure_ascii=False))
@@ -74,3 +76,24 @@ def sql(query: Annotated[str, typer.Argument(help="one SELECT over the version's
         for row in result.rows:
             table.add_row(*(plain(v) for v in row))
         out.print(table)
+
+
+@command()
+def queries(limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 20,
+            version: Annotated[int | None, typer.Option(
+                help="only searches of this version")] = None,
+            as_json: JsonOpt = False, *, where: Where) -> None:
+    """List recent searches from the query log (CLI and dashboard; see search.log_queries)."""
+    from warehouse.query_log import recent
+
+    rows = recent(where.open(), limit, version)
+    if as_json:
+        print(json.dumps(rows, default=str))
+        return
+    table = Table("when", "version", "from", "mode", "k", "top score", "ms", "query",
+                  title=f"{len(rows)} most recent logged searches")
+    for r in rows:
+        score = "" if r["top_score"] is None else f"{r['top_score']:.3f}"
+        table.add_row(str(r["logged_at"])[:19], str(r["version_id"]), r["origin"], r["mode"],
+                      str(r["k"]), score, f"{r['latency_ms']:.0f}", plain(r["text"][:120]))
+    out.print(table)

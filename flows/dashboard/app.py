@@ -40,6 +40,7 @@ from flows.dashboard.links import PrefectLinks
 from flows.dashboard.searching import Searchers
 from warehouse.errors import VersionNotFound, WarehouseError
 from warehouse.history import PooledWarehouse
+from warehouse.query_log import QueryLog
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -70,9 +71,11 @@ class Page:
 
 
 def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> Starlette:
-    """The dashboard app over `config`'s warehouse (opened read-only, never locked)."""
+    """The dashboard app over `config`'s warehouse (opened read-only, never locked; searches
+    are appended to its query log unless `search.log_queries` is false)."""
     wh = PooledWarehouse(config.warehouse.path, resolve_secret(config.warehouse.catalog))
-    dash = Dashboard(wh, config, links or PrefectLinks(), Searchers(wh))
+    log = QueryLog(wh, config.search, "dashboard", background=True)
+    dash = Dashboard(wh, config, links or PrefectLinks(), Searchers(wh, log))
     templates = Jinja2Templates(env=environment())
     if wh.exists():
         wh.pool.warm()

@@ -145,8 +145,18 @@ def _index(active: Version) -> Iterator[Metric]:
     recall = [([q], meta[key]) for q, key in (("tuning", "recall"),
                                               ("heldout", "heldout_recall"))
               if meta.get(key) is not None]
-    yield gauge("index_recall", "Recall@k of the active index against exact search "
-                "(tuning and held-out queries)", labels=["queries"], samples=recall)
+    # By what the queries were: the kind tuned on (configured | probes | chunks; its held-out
+    # half where there is one) and, when searches were logged, the logged queries ("log").
+    kind = meta.get("queries") or "chunks"
+    tuned = meta.get("heldout_recall") if meta.get("heldout_recall") is not None \
+        else meta.get("recall")
+    if tuned is not None and kind != "log":
+        recall.append(([kind], tuned))
+    if meta.get("log_recall") is not None:
+        recall.append((["log"], meta["log_recall"]))
+    yield gauge("index_recall", "Recall@k of the active index against exact search, by the "
+                "queries measured: tuning/heldout halves, and configured, probes, chunks or "
+                "log (logged searches)", labels=["queries"], samples=recall)
     for key, doc in (("target_recall", "Recall the index's ef was tuned to reach"),
                      ("ef", "Search-time ef of the active index"),
                      ("recall_k", "k of the index's recall@k")):

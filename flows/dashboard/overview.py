@@ -126,6 +126,12 @@ def last_check(dash: Dashboard, at: datetime) -> dict[str, Any] | None:
         "flow_run_id": run_id, "prefect_url": dash.links.flow_run(run_id)}
 
 
+# What the index's recall was measured on, in words (tasks/index/probes.py).
+QUERY_KINDS = {"configured": "the configured labelled queries", "log": "logged searches",
+               "probes": "query-like probes from its chunks",
+               "chunks": "its own chunk vectors (optimistic)"}
+
+
 def index_section(v: Version | None) -> dict[str, Any] | None:
     """The active version's index: ef and recall against its target (on held-out queries too)."""
     if v is None or not v.index_meta:
@@ -133,10 +139,13 @@ def index_section(v: Version | None) -> dict[str, Any] | None:
     meta = v.index_meta
     target = meta.get("target_recall")
     misses = [meta.get(k) is not None and target is not None and meta[k] < target
-              for k in ("recall", "heldout_recall")]
+              for k in ("recall", "heldout_recall", "log_recall")]
     return {"version_id": v.version_id, "backend": meta.get("backend"), "ef": meta.get("ef"),
             "recall_k": meta.get("recall_k"), "recall": meta.get("recall"),
             "heldout_recall": meta.get("heldout_recall"), "target_recall": target,
+            "queries": QUERY_KINDS.get(meta.get("queries") or "chunks", meta.get("queries")),
+            "log_recall": meta.get("log_recall"), "log_queries": meta.get("log_queries") or 0,
+            "retuned_from": meta.get("retuned_from"),
             "distinct": meta.get("distinct"), "count": meta.get("count"),
             "chip": "red" if any(misses) else "green"}
 

@@ -4,6 +4,7 @@ Input: a query, a version id (None: the active one) and k. Output: the version s
 same `SearchHit`s `embedpipe search` prints (the same `Searcher`). Opening a searcher reads the
 version's index files; its model loads on the first query (seconds), and is shared by every
 version made with the same model fingerprint. A version `gc` expired is dropped from the cache.
+Searches are recorded in the query log (`search.log_queries`), appended in the background.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import threading
 from flows.search import Searcher, SearchHit
 from tasks.embed.base import Embedder
 from warehouse.errors import VersionExpired
+from warehouse.query_log import QueryLog
 from warehouse.store import Version, Warehouse
 
 
 class Searchers:
     """The searchers of one warehouse, kept for the life of the app."""
 
-    def __init__(self, warehouse: Warehouse) -> None:
+    def __init__(self, warehouse: Warehouse, log: QueryLog | None = None) -> None:
         self.warehouse = warehouse
+        self.log = log
         self._searchers: dict[int, Searcher] = {}
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()  # opening and searching: one at a time (2 cores)
@@ -39,7 +42,8 @@ class Searchers:
             searcher = self._searchers.get(version.version_id)
             if searcher is None:
                 searcher = Searcher(self.warehouse, version=version,
-                                    embedder=self._embedders.get(version.model_fingerprint))
+                                    embedder=self._embedders.get(version.model_fingerprint),
+                                    log=self.log)
                 self._searchers[version.version_id] = searcher
             hits = searcher.search(query, k)
             self._embedders.setdefault(version.model_fingerprint, searcher.embedder)

@@ -41,7 +41,11 @@ class IndexConfig(BaseModel):
     # The smallest ef (query-time candidate list) on this ladder reaching target_recall is chosen.
     target_recall: float = Field(0.99, gt=0.0, le=1.0)
     recall_k: int = Field(10, ge=1)
-    sample_queries: int = Field(200, ge=1)
+    sample_queries: int = Field(400, ge=1)  # probes (or chunk vectors) to tune on
+    # The query log tunes ef (instead of probes) once it holds this many distinct queries;
+    # at most `log_sample` of the newest are read.
+    log_min_queries: int = Field(100, ge=1)
+    log_sample: int = Field(1000, ge=1)
     seed: int = 100
     threads: int = Field(2, ge=1)
     # A BM25 index of the chunk texts beside the ANN index (search --mode bm25 | hybrid).
@@ -105,6 +109,10 @@ class IndexReport:
     sample_queries: int
     build_seconds: float
     library_version: str
+    # What the tuning queries were (tasks/index/probes.py): configured | log | probes | chunks.
+    queries: str = "chunks"
+    log_recall: float | None = None  # recall@k at `ef` on the logged queries (None: no log)
+    log_queries: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -179,15 +187,18 @@ def _halves(queries: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_index(vectors: np.ndarray, labels: np.ndarray, config: IndexConfig,
-                queries: np.ndarray | None = None) -> tuple[AnnIndex, IndexReport]:
+                queries: np.ndarray | None = None, kind: str = "chunks",
+                logged: np.ndarray | None = None) -> tuple[AnnIndex, IndexReport]:
     """An ANN index with the smallest `ef` on `EF_LADDER` that reaches the recall target.
 
     Args:
         vectors: (n, d) unit float32 vectors, one per distinct text.
         labels: their int64 labels.
         config: backend, build parameters and the recall target.
-        queries: tuning queries (real queries when the config names a set); default a seeded
-            sample of the indexed vectors themselves.
+        queries: tuning queries (see `tasks/index/probes.py`); default a seeded sample of the
+            indexed vectors themselves.
+        kind: what `queries` are, recorded in the report.
+        logged: logged users' queries, on which recall at the chosen ef is also reported.
 
     Returns:
         The index (ef set) and its report; `report.reached_target` says whether the largest ef
@@ -201,6 +212,7 @@ def build_index(vectors: np.ndarray, labels: np.ndarray, config: IndexConfig,
         "threads": config.threads, "ef": EF_LADDER[0]})
     build_seconds = time.perf_counter() - started
     if queries is None:
+        kind = "chunks"
         rng = np.random.default_rng(config.seed)
         take = rng.choice(len(vectors), size=min(config.sample_queries, len(vectors)),
                           replace=False)
@@ -219,9 +231,11 @@ def build_index(vectors: np.ndarray, labels: np.ndarray, config: IndexConfig,
             if recall >= aim:
                 break
         if len(heldout):
-            _, truth = ExactIndex(vectors, labels).query(heldout, k)
-            heldout_recall = round(tie_aware_recall(index.query(heldout, k)[1], truth), 4)
+            heldout_recall = round(measure_recall(index, vectors, labels, heldout, k), 4)
     index.set_ef(ef)
+    log_recall = None
+    if logged is not None and len(logged) and k and config.backend != "exact":
+        log_recall = round(measure_recall(index, vectors, labels, logged, k), 4)
     library = "hnswlib" if config.backend == "hnswlib" else "numpy"
     report = IndexReport(
         backend=config.backend, count=len(vectors), distinct=len(vectors),
@@ -230,5 +244,13 @@ def build_index(vectors: np.ndarray, labels: np.ndarray, config: IndexConfig,
         target_recall=config.target_recall, recall=round(recall, 4),
         heldout_recall=heldout_recall, sample_queries=len(queries),
         build_seconds=round(build_seconds, 3),
-        library_version=version(library))
+        library_version=version(library), queries=kind,
+        log_recall=log_recall, log_queries=0 if logged is None else len(logged))
     return index, report
+
+
+def measure_recall(index: AnnIndex, vectors: np.ndarray, labels: np.ndarray,
+                   queries: np.ndarray, k: int) -> float:
+    """Tie-aware recall@k of `index` at its current ef on `queries`, against exact search."""
+    _, truth = ExactIndex(vectors, labels).query(queries, k)
+    return tie_aware_recall(index.query(queries, k)[1], truth)

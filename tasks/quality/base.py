@@ -24,6 +24,9 @@ class Evaluation:
     primary_metric: str
     greater_is_better: bool
     directions: dict[str, bool] = field(default_factory=dict)
+    # The primary metric per query (query id -> value), where the evaluator keeps it: what a
+    # paired test of two models on the same queries needs (`tasks/quality/paired.py`).
+    per_query: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.primary_metric not in self.metrics:

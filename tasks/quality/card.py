@@ -38,6 +38,8 @@ class CardFacts:
     drift_checks: list[dict[str, Any]] = field(default_factory=list)
     documents_with_many_chunks: float = 0.0  # share
     scripts: dict[str, float] = field(default_factory=dict)  # writing system -> share of chars
+    # The retrain that made this version (its run summary), when one did.
+    retrain: dict[str, Any] = field(default_factory=dict)
 
 
 class CardSource(Protocol):
@@ -48,6 +50,7 @@ class CardSource(Protocol):
     def drift_checks_since(self, since: Any) -> list[dict[str, Any]]: ...
     def chunk_spread(self, version: Version, many: int) -> float: ...
     def text_sample(self, version: Version, size: int) -> list[str]: ...
+    def runs(self, flow: str, limit: int = 10) -> list[dict[str, Any]]: ...
 
 
 def gather(warehouse: CardSource, version: Version) -> CardFacts:
@@ -65,7 +68,10 @@ def gather(warehouse: CardSource, version: Version) -> CardFacts:
         by_key(active.version_id if active else None),
         warehouse.drift_checks_since(version.created_at),
         0.0 if expired else warehouse.chunk_spread(version, MANY_CHUNKS),
-        {} if expired else scripts(warehouse.text_sample(version, 300)))
+        {} if expired else scripts(warehouse.text_sample(version, 300)),
+        next((r["summary"] for r in warehouse.runs("retrain", 200)
+              if isinstance(r.get("summary"), dict)
+              and r["summary"].get("candidate_version") == version.version_id), {}))
 
 
 def scripts(texts: list[str]) -> dict[str, float]:
@@ -119,6 +125,7 @@ def render(facts: CardFacts) -> str:
                      f"{' *' if r['is_primary'] else ''} | {float(r['value']):.4g} | "
                      f"{_delta(r['value'], facts.parent_metrics.get(key))} | "
                      f"{_delta(r['value'], facts.active_metrics.get(key))} |")
+    lines += training(facts.retrain)
     gate = v.gate or {}
     lines += ["", "## Gate", "", ("passed" if gate.get("passed") else "rejected")
               + (" (forced active)" if gate.get("forced") else "")
@@ -129,6 +136,27 @@ def render(facts: CardFacts) -> str:
               for c in facts.drift_checks] or ["none"]
     lines += ["", "## Known limitations", ""] + [f"- {x}" for x in limitations(facts)]
     return "\n".join(lines) + "\n"
+
+
+def training(retrain: dict[str, Any]) -> list[str]:
+    """The card's Training section: what a retrained version's model learned from, and how."""
+    if not retrain:
+        return []
+    t = retrain.get("training") or {}
+    lines = ["", "## Training", "", "| what | value |", "|---|---|",
+             f"| strategy | {retrain.get('strategy')} of version {retrain.get('base_version')} |"]
+    if t:
+        kinds = ", ".join(f"{k} {n}" for k, n in (t.get("pairs_by_kind") or {}).items())
+        lines += [f"| {k} | {_cell(val)} |" for k, val in [
+            ("pairs", f"{t.get('pairs')}" + (f" ({kinds})" if kinds else "")),
+            ("held-out documents (never trained on)", t.get("held_out_documents", "-")),
+            ("recipe", t.get("recipe", "-")),
+            ("steps × batch, learning rate", f"{t.get('steps')} × {t.get('batch_size', '-')}, "
+                                             f"{t.get('learning_rate', '-')}"),
+            ("seconds", t.get("seconds")), ("final loss", t.get("train_loss"))]]
+    if retrain.get("evaluation_set"):
+        lines.append(f"| evaluation set (mined, label-free) | {_cell(retrain['evaluation_set'])} |")
+    return lines
 
 
 def limitations(facts: CardFacts) -> list[str]:
@@ -152,9 +180,14 @@ def limitations(facts: CardFacts) -> list[str]:
                        "are weaker")
     index = v.index_meta or {}
     if index:
+        logged = (f"; {index['log_recall']} on {index.get('log_queries')} logged searches"
+                  if index.get("log_recall") is not None else "")
+        retuned = (f"; ef raised from {index['retuned_from']} to {index.get('ef')} on logged "
+                   "searches" if index.get("retuned_from") else "")
         found.append(f"search is approximate: index recall@{index.get('recall_k', 10)} "
                      f"{index.get('recall')} (held-out {index.get('heldout_recall')}) against "
-                     "exact search")
+                     f"exact search, measured on {index.get('queries') or 'chunks'} queries"
+                     f"{logged}{retuned}")
     present = {r["evaluator"].split(":")[0] for r in facts.metrics}
     found += [f"not measured: {why}" for name, why in _WHY_NOT.items()
               if name not in present and not (name == "retrieval" and "mined" in present)]

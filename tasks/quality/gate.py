@@ -54,20 +54,28 @@ class GateDecision:
     def reason(self) -> str:
         if self.passed:
             shown = "; ".join(f"{p['evaluator']} {p['metric']} {p['candidate']:.4f} vs active "
-                              f"{p['active']:.4f}" for p in self.primary)
+                              f"{p['active']:.4f}" + (f", gain {describe(p['interval'])}"
+                                                      if "interval" in p else "")
+                              for p in self.primary)
             return f"passed ({self.compared} metrics compared" + (f"; {shown})" if shown
                                                                      else ")")
         return "; ".join(f["note"] if "note" in f else _regression(f) for f in self.failures)
 
     def headline(self) -> str:
         """A short outcome for run names and dashboards, e.g. `ndcg@10 -0.012 beyond 0.005`."""
+        gains = "; ".join(f"{p['evaluator'].split(':')[0]} {p['metric']} "
+                          f"{describe(p['interval'])}" for p in self.primary if "interval" in p)
         if self.passed:
-            return "passed"
+            return "passed" + (f": {gains}" if gains else "")
         first = self.failures[0]
+        if "interval" in first:
+            return first["short"]
         if "note" in first:
-            return first.get("short", first["note"])
-        return (f"{first['metric']} {first['candidate'] - first['active']:+.3f} beyond "
-                f"{first['tolerance']:g}")
+            short = first.get("short", first["note"])
+        else:
+            short = (f"{first['metric']} {first['candidate'] - first['active']:+.3f} beyond "
+                     f"{first['tolerance']:g}")
+        return short + (f"; {gains}" if gains else "")  # the label-free gain, for the record
 
 
 def _regression(f: dict) -> str:
@@ -182,12 +190,16 @@ def _labelled(r: dict) -> bool:
 def _shared_primary(candidate: Rows, active: Rows) -> list[dict]:
     old = {(r["evaluator"], r["metric"]): r for r in active if _labelled(r)}
     return [{"evaluator": r["evaluator"], "metric": r["metric"], "candidate": r["value"],
-             "active": old[(r["evaluator"], r["metric"])]["value"]}
+             "active": old[(r["evaluator"], r["metric"])]["value"],
+             **({"interval": gain} if (gain := interval_of(candidate, r["evaluator"],
+                                                            r["metric"])) else {})}
             for r in candidate if _labelled(r) and (r["evaluator"], r["metric"]) in old]
 
 
 def _require_improvement(new_rows: Rows, old_rows: Rows) -> list[dict]:
-    """Failures unless every shared labelled primary metric strictly improved."""
+    """Failures unless every shared labelled primary metric improved: beyond its paired
+    interval's noise where the candidate's evaluation has one (`<metric>_gain_low` > 0: the
+    mined set, `tasks/quality/paired.py`), else strictly."""
     old = {(r["evaluator"], r["metric"]): r for r in old_rows if _labelled(r)}
     shared = [(r, old[(r["evaluator"], r["metric"])]) for r in new_rows
               if _labelled(r) and (r["evaluator"], r["metric"]) in old]
@@ -196,10 +208,38 @@ def _require_improvement(new_rows: Rows, old_rows: Rows) -> list[dict]:
                  "short": "no evaluation set to show improvement",
                  "note": "no labelled evaluation set shared with the active version: improvement "
                          "cannot be shown (set evaluate.beir or evaluate.sts)"}]
-    return [{"evaluator": n["evaluator"], "metric": n["metric"], "candidate": n["value"],
-             "active": o["value"], "tolerance": 0.0,
-             "note": f"{n['evaluator']} {n['metric']}: {n['value']:.4f} does not improve on "
-                     f"the active {o['value']:.4f} (required for a retrained model)"}
-            for n, o in shared
-            if not (n["value"] > o["value"] if n["greater_is_better"]
-                    else n["value"] < o["value"])]
+    failures = []
+    for n, o in shared:
+        gain = interval_of(new_rows, n["evaluator"], n["metric"])
+        if gain is not None:
+            if gain["low"] <= 0:
+                what = f"{n['evaluator'].split(':')[0]} {n['metric']} {describe(gain)}"
+                failures.append({"evaluator": n["evaluator"], "metric": n["metric"],
+                                 "candidate": n["value"], "active": o["value"],
+                                 "tolerance": 0.0, "interval": gain,
+                                 "short": f"{what} not significant",
+                                 "note": f"{what} not significant: the candidate's gain over "
+                                         f"the active version on {n['evaluator']} (mean per-query "
+                                         "difference, 95% paired bootstrap interval) does not "
+                                         "clear zero"})
+        elif not (n["value"] > o["value"] if n["greater_is_better"] else n["value"] < o["value"]):
+            failures.append({"evaluator": n["evaluator"], "metric": n["metric"],
+                             "candidate": n["value"], "active": o["value"], "tolerance": 0.0,
+                             "note": f"{n['evaluator']} {n['metric']}: {n['value']:.4f} does not "
+                                     f"improve on the active {o['value']:.4f} (required for a "
+                                     "retrained model)"})
+    return failures
+
+
+def interval_of(rows: Rows, evaluator: str, metric: str) -> dict[str, float] | None:
+    """The paired gain interval an evaluation recorded for `metric` (mean, low, high)."""
+    found = {r["metric"]: float(r["value"]) for r in rows if r["evaluator"] == evaluator}
+    keys = {"mean": f"{metric}_gain", "low": f"{metric}_gain_low", "high": f"{metric}_gain_high"}
+    if not all(k in found for k in keys.values()):
+        return None
+    return {name: found[k] for name, k in keys.items()}
+
+
+def describe(gain: dict[str, float]) -> str:
+    """`+0.011 [-0.004, +0.026]`."""
+    return f"{gain['mean']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]"

@@ -8,9 +8,11 @@ sentence is removed, a model cannot find its document by matching the sentence i
 know what the rest of the document is about, which is what retrieval needs.
 
 The held-out documents are kept out of fine-tuning (`finetune.mine_pairs(exclude=…)`), the set is
-stored in the warehouse, and every model is scored on the same set: the retrain gate compares the
-active and the candidate model on it. `bench/retrain.py` measures how its verdicts agree with
-SciFact's real relevance judgements.
+stored in the warehouse, and every model is scored on the same set: the active model's per-query
+scores are stored with the set (`reference`), and a candidate's evaluation adds the paired
+bootstrap interval of its gain over them (`ndcg@10_gain`, `_gain_low`, `_gain_high`), which the
+retrain gate reads (`tasks/quality/paired.py`). `bench/retrain.py` measures how its verdicts
+agree with SciFact's real relevance judgements.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from tasks.embed.embedding import embed_texts
 from tasks.index.ann import ExactIndex
 from tasks.quality.base import Evaluation
 from tasks.quality.evaluate import retrieval_metrics
+from tasks.quality.paired import paired_bootstrap, per_query_ndcg
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 PRIMARY = "ndcg@10"
@@ -40,6 +43,12 @@ class MinedSet:
     queries: dict[str, str]  # query id -> the sentence taken out
     corpus: dict[str, str]  # doc id -> text (held-out documents without their sentence)
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: 1}
+    # The active model's nDCG@10 per query, once scored (what a candidate is paired against).
+    reference: dict[str, float] = field(default_factory=dict)
+    reference_version: int | None = None
+
+    def with_reference(self, version_id: int, per_query: dict[str, float]) -> MinedSet:
+        return replace(self, reference=dict(per_query), reference_version=version_id)
 
     @property
     def held_out(self) -> list[str]:
@@ -103,8 +112,11 @@ def mine(documents: pa.Table, n_queries: int = 200, n_distractors: int = 1000, s
     return MinedSet(f"ict-{digest.hexdigest()[:10]}", queries, corpus, qrels)
 
 
-def evaluate_mined(mined: MinedSet, embedder: Embedder, batch_size: int) -> Evaluation:
-    """nDCG@10, MRR@10 and recall@100 of `embedder` on the mined set (exact search)."""
+def evaluate_mined(mined: MinedSet, embedder: Embedder, batch_size: int, level: float = 0.95
+                   ) -> Evaluation:
+    """nDCG@10, MRR@10 and recall@100 of `embedder` on the mined set (exact search), its
+    nDCG@10 per query, and, when the set holds the active model's scores, the gain over them
+    with its paired bootstrap interval at `level` (informational rows: no direction)."""
     doc_ids = sorted(mined.corpus)
     doc_vectors = embed_texts([mined.corpus[d] for d in doc_ids], embedder, batch_size)
     qids = sorted(mined.queries)
@@ -115,5 +127,10 @@ def evaluate_mined(mined: MinedSet, embedder: Embedder, batch_size: int) -> Eval
                                                                          strict=True)}
            for q, row_l, row_s in zip(qids, labels, scores, strict=True)}
     metrics = retrieval_metrics(mined.qrels, run)
-    return Evaluation(f"mined:{mined.name}", metrics, PRIMARY, True,
-                      {m: True for m in metrics})
+    directions = {m: True for m in metrics}
+    per_query = per_query_ndcg(mined.qrels, run)
+    if mined.reference:
+        gain = paired_bootstrap(per_query, mined.reference, level)
+        metrics |= {f"{PRIMARY}_gain": gain.mean, f"{PRIMARY}_gain_low": gain.low,
+                    f"{PRIMARY}_gain_high": gain.high}
+    return Evaluation(f"mined:{mined.name}", metrics, PRIMARY, True, directions, per_query)

@@ -6,6 +6,7 @@ take the `Warehouse` and open their own connections (the flow holds the writer l
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,14 +153,19 @@ def embed_locally(todo: pa.Table, embedder: Embedder, config: EmbedConfig
                                                    description="embedding chunk texts"))
     total = todo.num_rows
     report("embed", 0, total)
-    parts = []
+    parts: list[pa.Table] = []
+    shown = [time.monotonic()]  # when the artifact last moved
     for start in range(0, max(total, 1), SLICE_TEXTS):
         part = todo.slice(start, SLICE_TEXTS)
 
         def on_progress(done: int, start: int = start) -> None:
             report("embed", start + done, total)
-            update_progress_artifact(artifact_id=artifact,
-                                     progress=100.0 * (start + done) / max(total, 1))
+            # The artifact is an API call (and work for the API server, on these same cores):
+            # at most one a second, and the last.
+            if time.monotonic() - shown[0] >= 1.0 or start + done == total:
+                shown[0] = time.monotonic()
+                update_progress_artifact(artifact_id=artifact,
+                                         progress=100.0 * (start + done) / max(total, 1))
 
         vectors = embedding.embed_texts(part["text"].to_pylist(), embedder, config.batch_size,
                                     on_progress)
@@ -241,13 +247,19 @@ def publish_version(warehouse: Warehouse, draft: VersionDraft, documents: pa.Tab
 @task(name="index-version", cache_policy=NONE)
 @timed("index")
 def index_version(warehouse: Warehouse, version: Version, config: IndexConfig,
-                  queries: np.ndarray | None = None) -> tuple[Any, IndexReport]:
-    """Build, tune and save the version's index; its report is recorded on the version."""
+                  queries: np.ndarray | None = None, embedder: Embedder | None = None
+                  ) -> tuple[Any, IndexReport]:
+    """Build, tune and save the version's index; its report is recorded on the version.
+
+    Tuned on `queries` when configured, else on logged or probe queries `embedder` embeds.
+    """
     checkpoint("index")
-    indexed, index_report = build_version_index(warehouse, version, config, queries)
+    indexed, index_report = build_version_index(warehouse, version, config, queries, embedder)
     with open_writer(warehouse, lock=False) as writer:
         writer.record_index(version.version_id, index_report.as_dict())
     log(f"index: {index_report.count} chunks ({index_report.distinct} distinct texts), ef "
         f"{index_report.ef}, recall@{index_report.recall_k} {index_report.recall:.4f} (held-out "
-        f"{index_report.heldout_recall})")
+        f"{index_report.heldout_recall}) on {index_report.queries} queries"
+        + (f"; {index_report.log_recall:.4f} on {index_report.log_queries} logged queries"
+           if index_report.log_recall is not None else ""))
     return indexed, index_report

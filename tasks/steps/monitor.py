@@ -14,20 +14,36 @@ from prefect.cache_policies import NONE
 
 from tasks.embed.embedding import version_embedder
 from tasks.errors import SourceError
+from tasks.index.build import IndexConfig
+from tasks.index.storage import Retune, retune
 from tasks.monitor import drift, samples
 from tasks.monitor.drift import DriftReport
 from tasks.prep import chain, clean, load
+from tasks.steps import log
 from tasks.steps.evaluate import artifact_key
+from warehouse import query_log
+from warehouse.query_log import QUERY_LOG
 from warehouse.store import Version, Warehouse
 from warehouse.writer import open_writer
 
 Kind = Literal["corpus", "queries"]
+LOG_READ_LIMIT = 100_000  # the newest distinct logged queries a check reads
 
 
 @task(name="read-batch", cache_policy=NONE)
 def read_batch(kind: Kind, source: Path, source_config: load.SourceConfig,
-               clean_config: clean.CleanConfig) -> chain.Corpus | list[str]:
-    """The new data, read before any model loads: a missing source fails the run in seconds."""
+               clean_config: clean.CleanConfig, warehouse: Warehouse | None = None
+               ) -> chain.Corpus | list[str]:
+    """The new data, read before any model loads: a missing source fails the run in seconds.
+
+    Queries from `log` (QUERY_LOG) are the warehouse's own query log (`warehouse/query_log.py`).
+    """
+    if kind == "queries" and str(source) == QUERY_LOG and warehouse is not None:
+        logged = query_log.texts(warehouse, LOG_READ_LIMIT)
+        if not logged:
+            raise SourceError(f"the query log of {warehouse.where} is empty: nothing to check "
+                              "(searches are logged by the CLI and the dashboard)")
+        return logged
     if kind == "queries":
         return load.read_query_log(source)
     corpus = chain.read_corpus(source, source_config, clean_config)
@@ -154,3 +170,20 @@ def record_drift(warehouse: Warehouse, report: DriftReport, config: drift.DriftC
                  f"({report.n_current} samples) vs version {report.version_id} "
                  f"({report.n_reference} samples): {report.headline()}; rule "
                  f"{config.rule}, {config.alarms_required} of the last {config.window} checks.")
+
+
+@task(name="retune-index", cache_policy=NONE)
+def retune_on_log(warehouse: Warehouse, version: Version, config: IndexConfig) -> Retune | None:
+    """The scheduled form of `embedpipe index --retune`: once the query log holds
+    `index.log_min_queries` searches, check the active index's recall on them and raise its ef
+    if short (recorded on the version; the index files are not rebuilt). None: too few."""
+    if len(query_log.texts(warehouse, config.log_min_queries)) < config.log_min_queries:
+        return None
+    result = retune(warehouse, version, version_embedder(version), config)
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_index(version.version_id, result.report)
+    if result.changed:
+        log(f"index of version {version.version_id}: recall on {result.queries} logged searches "
+            f"{result.recall_before} below target {result.target}: ef {result.ef_before} -> "
+            f"{result.ef_after} (recall {result.recall_after})")
+    return result

@@ -104,9 +104,10 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: chain.Cor
     on the same queries.
     """
     mined = mine(corpus.documents, config.mined_queries, config.mined_distractors, config.seed)
-    path = mined.save(warehouse.path / "evalsets" / f"{mined.name}.json")
-    warehouse.location.upload(f"evalsets/{mined.name}.json")
     evaluation = evaluate_mined(mined, version_embedder(active), batch_size)
+    mined = mined.with_reference(active.version_id, evaluation.per_query)  # what a candidate
+    path = mined.save(warehouse.path / "evalsets" / f"{mined.name}.json")  # is paired with
+    warehouse.location.upload(f"evalsets/{mined.name}.json")
     with open_writer(warehouse, lock=False) as writer:
         writer.record_metrics(active.version_id, metric_rows([evaluation]))
     log(f"mined evaluation set {mined.name}: {len(mined.queries)} queries over "
@@ -125,8 +126,9 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
     embedder = version_embedder(active)
     chunking = chain.Chunking(chunk_config, embedder.max_seq_length)
     documents, chunks = chain.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
+    kinds: dict[str, int] = {}
     pairs = finetune.mine_pairs(documents, chunks, config.max_pairs, config.seed,
-                                exclude=set(held_out or []))
+                                exclude=set(held_out or []), counts=kinds)
     staging = warehouse.models_dir() / "_training"
     shutil.rmtree(staging, ignore_errors=True)
     facts = finetune.finetune(active.model_location, pairs, config, staging)
@@ -139,4 +141,7 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
         staging.rename(final)
     step = finetune.step_seconds_at_32x256(facts, config)
     log(f"fine-tuned {facts['steps']} steps on {facts['pairs']} pairs in {facts['seconds']} s")
-    return str(final), {**facts, "fingerprint": fingerprint, "step_seconds_at_32x256": step}
+    return str(final), {**facts, "fingerprint": fingerprint, "step_seconds_at_32x256": step,
+                        "pairs_by_kind": kinds, "held_out_documents": len(held_out or []),
+                        "recipe": finetune.RECIPE, "batch_size": config.batch_size,
+                        "learning_rate": config.learning_rate}

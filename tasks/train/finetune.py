@@ -67,9 +67,18 @@ def step_seconds_at_32x256(facts: dict[str, Any], config: RetrainConfig) -> floa
     return float(facts["seconds"]) / int(facts["steps"]) / scale
 
 
+TITLE_PAIRS, ADJACENT_PAIRS = "title->first chunk", "adjacent chunks"
+RECIPE = ("MultipleNegativesRankingLoss with in-batch negatives, on title->first chunk and "
+          "adjacent-chunk pairs; held-out documents excluded")
+
+
 def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int,
-               exclude: set[str] | None = None) -> list[tuple[str, str]]:
+               exclude: set[str] | None = None, counts: dict[str, int] | None = None
+               ) -> list[tuple[str, str]]:
     """(anchor, positive) pairs: title -> first chunk, and chunk i -> chunk i+1 of a document.
+
+    `counts`, when given, receives how many pairs of each kind were kept (`title->first chunk`,
+    `adjacent chunks`): what the version's card says it was trained on.
 
     >>> docs = pa.table({"doc_id": ["d"], "title": ["T"], "text": ["T\\n\\nA. B."]})
     >>> chunks = pa.table({"doc_id": ["d", "d"], "seq": [0, 1], "text": ["T A.", "B."]})
@@ -83,6 +92,7 @@ def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int,
         if doc_id not in exclude:  # held out for evaluation: never trained on
             by_doc.setdefault(doc_id, []).append((seq, text))
     pairs: list[tuple[str, str]] = []
+    kinds: list[str] = []
     titles = dict(zip(documents["doc_id"].to_pylist(), documents["title"].to_pylist(),
                       strict=True))
     for doc_id in sorted(by_doc):
@@ -90,9 +100,15 @@ def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int,
         title = titles.get(doc_id)
         if title and ordered and ordered[0] != title:
             pairs.append((title, ordered[0]))
+            kinds.append(TITLE_PAIRS)
         pairs.extend(zip(ordered, ordered[1:], strict=False))
+        kinds.extend([ADJACENT_PAIRS] * max(len(ordered) - 1, 0))
     if len(pairs) > max_pairs:
-        pairs = sorted(random.Random(seed).sample(pairs, max_pairs))
+        keep = sorted(random.Random(seed).sample(range(len(pairs)), max_pairs),
+                      key=lambda i: pairs[i])
+        pairs, kinds = [pairs[i] for i in keep], [kinds[i] for i in keep]
+    if counts is not None:
+        counts.update({kind: kinds.count(kind) for kind in (TITLE_PAIRS, ADJACENT_PAIRS)})
     return pairs
 
 

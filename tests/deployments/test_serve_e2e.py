@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,6 +155,10 @@ def test_drift_to_retrain_that_can_be_left_running(served):
     # alone, and the gate decided on the mined set, which both versions were scored on.
     assert candidate.status == "active" and candidate.n_documents == kept + 100
     assert "mined:ict-" in candidate.gate["reason"]
+    # The final state says what the label-free verdict rested on: the gain and its interval.
+    published = retrain_runs(env)[0]
+    assert published[0] == "Published" and "mined ndcg@10 +0.000 [+0.000, +0.000]" in \
+        published[1]
     mined = {r["evaluator"] for r in wh.metrics(1)} & {r["evaluator"] for r in wh.metrics(2)}
     assert any(e.startswith("mined:") for e in mined)
 
@@ -175,6 +180,8 @@ def test_drift_to_retrain_that_can_be_left_running(served):
                        "config.gate.max_duplicate_share=0.001", code=1)
     assert rejected["state_name"] == "Rejected"
     assert "rejected v3" in rejected["message"] and "identical vectors" in rejected["message"]
+    assert re.search(r"mined ndcg@10 [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]",
+                     rejected["message"])
     names = [name for name, _ in retrain_runs(env)]
     assert names == ["Published", "Skipped", "Rejected"]
 

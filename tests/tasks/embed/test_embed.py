@@ -70,6 +70,21 @@ def test_every_selectable_backend_is_batch_invariant(backend, real_embedder, exp
     assert invariance(embedder, calibration_texts(), sample=16) >= MIN_INVARIANCE
 
 
+@pytest.mark.parametrize("backend", [backend_param(b) for b in (*SELECTABLE, "hash")])
+def test_dask_shard_size_does_not_change_vectors(backend, real_embedder, exported):
+    """A Dask worker embeds its shard alone (`tasks/embed/distributed.py`): shards of 3 texts and
+    shards of 10 must store the same vectors, or two ingests of one corpus would differ."""
+    embedder = load_backend(backend, real_embedder, exported)
+    texts = calibration_texts()[:30]
+
+    def by_shards(size: int) -> np.ndarray:
+        return np.vstack([embed_texts(texts[i:i + size], embedder, 64)
+                          for i in range(0, len(texts), size)])
+
+    cosines = np.sum(by_shards(3) * by_shards(10), axis=1)
+    assert float(cosines.min()) >= MIN_INVARIANCE
+
+
 def test_vectors_are_unit_float32_in_input_order(embedder):
     texts = ["a short text", "a much longer text " * 20, "a short text", "naïve café 日本"]
     vectors = embed_texts(texts, embedder, batch_size=2)
