@@ -75,13 +75,15 @@ def sentences(text: str) -> list[str]:
 
 
 def mine(documents: pa.Table, n_queries: int = 200, n_distractors: int = 1000, seed: int = 0,
-         min_words: int = 6) -> MinedSet:
+         min_words: int = 6, per_document: int = 1) -> MinedSet:
     """The inverse-cloze set of `documents` (doc_id, text), seeded and deterministic.
 
     Args:
-        n_queries: held-out documents, one query sentence each.
+        n_queries: queries (sentences taken out of held-out documents).
         n_distractors: other documents in the mined corpus.
         min_words: a sentence shorter than this makes no query.
+        per_document: sentences taken out of each held-out document (each its own query; the
+            document loses them all): more queries for the same documents held out.
     """
     rng = np.random.default_rng(seed)
     ids = documents["doc_id"].to_pylist()
@@ -99,11 +101,13 @@ def mine(documents: pa.Table, n_queries: int = 200, n_distractors: int = 1000, s
                       if len(parts[j].split()) >= min_words]  # not the first (the title)
         if len(parts) < 3 or not candidates:
             continue
-        j = candidates[int(rng.integers(len(candidates)))]
-        qid = f"q{len(queries)}"
-        queries[qid] = parts[j]
-        corpus[ids[i]] = " ".join(parts[:j] + parts[j + 1:])
-        qrels[qid] = {ids[i]: 1}
+        take = min(per_document, len(candidates), len(parts) - 2, n_queries - len(queries))
+        picked = sorted(rng.choice(candidates, size=take, replace=False).tolist())
+        for j in picked:
+            qid = f"q{len(queries)}"
+            queries[qid] = parts[j]
+            qrels[qid] = {ids[i]: 1}
+        corpus[ids[i]] = " ".join(p for k, p in enumerate(parts) if k not in picked)
         used.add(int(i))
     rest = [int(i) for i in order if int(i) not in used][:n_distractors]
     for i in rest:

@@ -53,7 +53,8 @@ class EvaluateConfig(BaseModel):
     labels: Path | None = None
     # The WEAT association tests (tasks/bias.py): reported with every evaluation.
     bias: bool = True
-    mined_queries: int = Field(200, ge=10)
+    mined_queries: int = Field(400, ge=10)
+    mined_per_document: int = Field(2, ge=1)  # sentences (queries) per held-out document
     mined_distractors: int = Field(1000, ge=0)
     # Search modes scored on the BEIR set: `retrieval:` is vector search, `bm25:` and `hybrid:`
     # the lexical and fused rankings of the same search path.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tasks.steps import log
 from tasks.steps.report import now
 from tasks.steps.timing import timed
 from tasks.train import finetune
+from tasks.train.pairs import LABELS, add_hard_negatives, training_pairs
 from warehouse.store import Version, Warehouse
 from warehouse.writer import open_writer
 
@@ -103,7 +105,8 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: chain.Cor
     version's score is recorded with its metrics, so the gate compares it with the candidate's
     on the same queries.
     """
-    mined = mine(corpus.documents, config.mined_queries, config.mined_distractors, config.seed)
+    mined = mine(corpus.documents, config.mined_queries, config.mined_distractors, config.seed,
+                 per_document=config.mined_per_document)
     evaluation = evaluate_mined(mined, version_embedder(active), batch_size)
     mined = mined.with_reference(active.version_id, evaluation.per_query)  # what a candidate
     path = mined.save(warehouse.path / "evalsets" / f"{mined.name}.json")  # is paired with
@@ -126,9 +129,11 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
     embedder = version_embedder(active)
     chunking = chain.Chunking(chunk_config, embedder.max_seq_length)
     documents, chunks = chain.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
-    kinds: dict[str, int] = {}
-    pairs = finetune.mine_pairs(documents, chunks, config.max_pairs, config.seed,
-                                exclude=set(held_out or []), counts=kinds)
+    pairs = training_pairs(documents, chunks, config.max_pairs, config.seed,
+                           exclude=set(held_out or []), kinds=config.pairs)
+    if config.hard_negatives:
+        pairs = add_hard_negatives(pairs, embedder)
+    kinds = {LABELS[k]: n for k, n in Counter(p.kind for p in pairs).items()}
     staging = warehouse.models_dir() / "_training"
     shutil.rmtree(staging, ignore_errors=True)
     facts = finetune.finetune(active.model_location, pairs, config, staging)
@@ -143,5 +148,6 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
     log(f"fine-tuned {facts['steps']} steps on {facts['pairs']} pairs in {facts['seconds']} s")
     return str(final), {**facts, "fingerprint": fingerprint, "step_seconds_at_32x256": step,
                         "pairs_by_kind": kinds, "held_out_documents": len(held_out or []),
-                        "recipe": finetune.RECIPE, "batch_size": config.batch_size,
+                        "recipe": finetune.recipe(config.pairs, config.hard_negatives),
+                        "batch_size": config.batch_size,
                         "learning_rate": config.learning_rate}

@@ -9,15 +9,19 @@ batch serves as a negative (MultipleNegativesRankingLoss).
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.embed.base import resolve_model
+from tasks.train.pairs import PAIR_KINDS, Pair, mine_pairs, recipe
+
+__all__ = ["PAIR_KINDS", "Pair", "RetrainConfig", "finetune", "mine_pairs", "recipe"]
+
+
+PairKind = Literal["title", "adjacent", "ict"]
 
 
 class RetrainConfig(BaseModel):
@@ -43,6 +47,14 @@ class RetrainConfig(BaseModel):
     learning_rate: float = Field(2e-5, gt=0)
     max_pairs: int = Field(5000, ge=2)
     max_seq_length: int = Field(128, ge=16)  # training truncation; short keeps CPU steps cheap
+    # What the pairs are (tasks/train/pairs.py): title -> first chunk, adjacent chunks, and
+    # inverse cloze (a sentence -> the rest of its document).
+    pairs: list[PairKind] = Field(default_factory=lambda: list[PairKind](["title", "adjacent"]))
+    hard_negatives: bool = False  # a mined negative per pair, besides the in-batch ones
+    bf16: bool | None = None  # bf16 autocast; None: where the CPU has AMX or AVX-512 BF16
+    # With a value, the loss is computed GradCache-style in mini-batches of this size, so a
+    # large batch (more in-batch negatives) fits in memory.
+    mini_batch_size: int | None = Field(None, ge=1)
     seed: int = 0
 
 
@@ -67,53 +79,8 @@ def step_seconds_at_32x256(facts: dict[str, Any], config: RetrainConfig) -> floa
     return float(facts["seconds"]) / int(facts["steps"]) / scale
 
 
-TITLE_PAIRS, ADJACENT_PAIRS = "title->first chunk", "adjacent chunks"
-RECIPE = ("MultipleNegativesRankingLoss with in-batch negatives, on title->first chunk and "
-          "adjacent-chunk pairs; held-out documents excluded")
-
-
-def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int,
-               exclude: set[str] | None = None, counts: dict[str, int] | None = None
-               ) -> list[tuple[str, str]]:
-    """(anchor, positive) pairs: title -> first chunk, and chunk i -> chunk i+1 of a document.
-
-    `counts`, when given, receives how many pairs of each kind were kept (`title->first chunk`,
-    `adjacent chunks`): what the version's card says it was trained on.
-
-    >>> docs = pa.table({"doc_id": ["d"], "title": ["T"], "text": ["T\\n\\nA. B."]})
-    >>> chunks = pa.table({"doc_id": ["d", "d"], "seq": [0, 1], "text": ["T A.", "B."]})
-    >>> mine_pairs(docs, chunks, 10, 0)
-    [('T', 'T A.'), ('T A.', 'B.')]
-    """
-    by_doc: dict[str, list[tuple[int, str]]] = {}
-    exclude = exclude or set()
-    for doc_id, seq, text in zip(chunks["doc_id"].to_pylist(), chunks["seq"].to_pylist(),
-                                 chunks["text"].to_pylist(), strict=True):
-        if doc_id not in exclude:  # held out for evaluation: never trained on
-            by_doc.setdefault(doc_id, []).append((seq, text))
-    pairs: list[tuple[str, str]] = []
-    kinds: list[str] = []
-    titles = dict(zip(documents["doc_id"].to_pylist(), documents["title"].to_pylist(),
-                      strict=True))
-    for doc_id in sorted(by_doc):
-        ordered = [text for _, text in sorted(by_doc[doc_id])]
-        title = titles.get(doc_id)
-        if title and ordered and ordered[0] != title:
-            pairs.append((title, ordered[0]))
-            kinds.append(TITLE_PAIRS)
-        pairs.extend(zip(ordered, ordered[1:], strict=False))
-        kinds.extend([ADJACENT_PAIRS] * max(len(ordered) - 1, 0))
-    if len(pairs) > max_pairs:
-        keep = sorted(random.Random(seed).sample(range(len(pairs)), max_pairs),
-                      key=lambda i: pairs[i])
-        pairs, kinds = [pairs[i] for i in keep], [kinds[i] for i in keep]
-    if counts is not None:
-        counts.update({kind: kinds.count(kind) for kind in (TITLE_PAIRS, ADJACENT_PAIRS)})
-    return pairs
-
-
-def finetune(model_location: str, pairs: list[tuple[str, str]], config: RetrainConfig,
-             output_dir: Path) -> dict[str, Any]:
+def finetune(model_location: str, pairs: list[tuple[str, str]] | list[Pair],
+             config: RetrainConfig, output_dir: Path) -> dict[str, Any]:
     """Train a copy of `model_location` on `pairs`; save it to `output_dir`.
 
     Returns training facts (steps, seconds, loss) for the record.
@@ -125,15 +92,27 @@ def finetune(model_location: str, pairs: list[tuple[str, str]], config: RetrainC
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
     from transformers import TrainerCallback
+
+    from tasks.embed.selection import cpu_flags
 
     model = SentenceTransformer(resolve_model(model_location), device="cpu")
     original_length = model.max_seq_length
     model.max_seq_length = min(model.max_seq_length or config.max_seq_length,
                                config.max_seq_length)
-    dataset = Dataset.from_dict({"anchor": [a for a, _ in pairs],
-                                 "positive": [p for _, p in pairs]})
+    rows = [p if isinstance(p, Pair) else Pair("", "", p[0], p[1]) for p in pairs]
+    columns = {"anchor": [r.anchor for r in rows], "positive": [r.positive for r in rows]}
+    if any(r.negative for r in rows):  # (anchor, positive, negative) triples
+        rows = [r for r in rows if r.negative]
+        columns = {"anchor": [r.anchor for r in rows], "positive": [r.positive for r in rows],
+                   "negative": [str(r.negative) for r in rows]}
+    dataset = Dataset.from_dict(columns)
+    bf16 = config.bf16 if config.bf16 is not None else bool(
+        {"amx_bf16", "avx512_bf16"} & set(cpu_flags()))
     started = time.monotonic()
 
     class TimeBudget(TrainerCallback):  # type: ignore[misc]
@@ -147,12 +126,14 @@ def finetune(model_location: str, pairs: list[tuple[str, str]], config: RetrainC
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
         warmup_steps=0, seed=config.seed, report_to=[], save_strategy="no",
         logging_steps=max(1, config.max_steps // 5), use_cpu=True, disable_tqdm=True,
-        dataloader_drop_last=True)
+        dataloader_drop_last=True, bf16=bf16)
+    loss = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+            if config.mini_batch_size else MultipleNegativesRankingLoss(model))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                         loss=MultipleNegativesRankingLoss(model),
-                                         callbacks=[TimeBudget()])
+                                         loss=loss, callbacks=[TimeBudget()])
     result = trainer.train()
     model.max_seq_length = original_length  # the saved model keeps its inference limit
     model.save(str(output_dir))
     return {"steps": int(result.global_step), "train_loss": float(result.training_loss),
-            "seconds": round(time.monotonic() - started, 1), "pairs": len(pairs)}
+            "seconds": round(time.monotonic() - started, 1), "pairs": len(rows),
+            "bf16": bf16, "hard_negatives": "negative" in columns}
