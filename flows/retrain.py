@@ -76,6 +76,10 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
             mined, held_out = steps.mine_evaluation_set(warehouse, active, corpus,
                                                         config.evaluate, config.embed.batch_size)
             evaluate = config.evaluate.model_copy(update={"mined": mined})
+        if config.retrain.general_sts is not None:  # the guard: the active model scored too
+            steps.score_general(warehouse, active, config.retrain.general_sts,
+                                config.embed.batch_size)
+            evaluate = evaluate.model_copy(update={"general": config.retrain.general_sts})
         model, training = active.model_location, dict[str, Any]()
         if finetuned:
             model, training = steps.train_model(warehouse, active, corpus, config.retrain,

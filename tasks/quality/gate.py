@@ -182,9 +182,10 @@ def judge(candidate: Rows, active: Rows | None, config: GateConfig,
 
 
 def _labelled(r: dict) -> bool:
-    """A primary metric of a labelled evaluator (informational and health rows prove nothing)."""
+    """A primary metric of a labelled evaluator (informational and health rows prove nothing;
+    `general:` guards must not regress, like any metric, but need not improve)."""
     return bool(r["is_primary"]) and r["evaluator"] != "health" \
-        and r["greater_is_better"] is not None
+        and not r["evaluator"].startswith("general:") and r["greater_is_better"] is not None
 
 
 def _shared_primary(candidate: Rows, active: Rows) -> list[dict]:

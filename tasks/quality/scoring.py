@@ -13,7 +13,7 @@ fetch depth as `embedpipe search`), with exhaustive exact search beside it as th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,6 +53,11 @@ class EvaluateConfig(BaseModel):
     labels: Path | None = None
     # The WEAT association tests (tasks/bias.py): reported with every evaluation.
     bias: bool = True
+    # A general-domain STS file a retrained model is checked on as a guard (it must not regress
+    # beyond the gate's tolerance; it need not improve): a fine-tune that forgets general
+    # meaning is refused whatever the in-domain sets say. Retrain sets it from
+    # `retrain.general_sts`.
+    general: Path | None = None
     mined_queries: int = Field(400, ge=10)
     mined_per_document: int = Field(2, ge=1)  # sentences (queries) per held-out document
     mined_distractors: int = Field(1000, ge=0)
@@ -110,7 +115,9 @@ def score_version(candidate: IndexedVersion, config: EvaluateConfig, embedder: E
         v2 = embed_texts(sts.sentences2, embedder, batch_size)
         results.append(evaluate_sts(sts.name, v1, v2, sts.scores))
     if config.mined is not None:
-        results.append(evaluate_mined(MinedSet.load(config.mined), embedder, batch_size))
+        results.extend(evaluate_mined(MinedSet.load(config.mined), embedder, batch_size))
+    if config.general is not None:
+        results.append(evaluate_general(config.general, embedder, batch_size))
     if config.labels is not None:
         labelled = load_labelled(config.labels)
         vectors = embed_texts(labelled.texts, embedder, batch_size)
@@ -121,6 +128,14 @@ def score_version(candidate: IndexedVersion, config: EvaluateConfig, embedder: E
     if config.bias:
         results.append(evaluate_bias(embedder, batch_size, permutations=2000))
     return results
+
+
+def evaluate_general(path: Path, embedder: Embedder, batch_size: int) -> Evaluation:
+    """STS Spearman on a general-domain file, as a guard (evaluator `general:<name>`)."""
+    sts = load_sts(path)
+    result = evaluate_sts(sts.name, embed_texts(sts.sentences1, embedder, batch_size),
+                          embed_texts(sts.sentences2, embedder, batch_size), sts.scores)
+    return replace(result, evaluator=f"general:{sts.name}")
 
 
 def labelled(config: EvaluateConfig) -> bool:

@@ -18,7 +18,7 @@ from tasks.errors import OverBudget, WouldLoseDocuments
 from tasks.prep import chain, chunk, clean, load
 from tasks.prep.schema import QUARANTINE
 from tasks.quality.mined import evaluate_mined, mine
-from tasks.quality.scoring import EvaluateConfig, metric_rows
+from tasks.quality.scoring import EvaluateConfig, evaluate_general, metric_rows
 from tasks.steps import log
 from tasks.steps.report import now
 from tasks.steps.timing import timed
@@ -107,16 +107,30 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: chain.Cor
     """
     mined = mine(corpus.documents, config.mined_queries, config.mined_distractors, config.seed,
                  per_document=config.mined_per_document)
-    evaluation = evaluate_mined(mined, version_embedder(active), batch_size)
-    mined = mined.with_reference(active.version_id, evaluation.per_query)  # what a candidate
-    path = mined.save(warehouse.path / "evalsets" / f"{mined.name}.json")  # is paired with
+    evaluations = evaluate_mined(mined, version_embedder(active), batch_size)
+    mined = mined.with_reference(active.version_id,  # what a candidate is paired with
+                                 {q: v for e in evaluations for q, v in e.per_query.items()})
+    path = mined.save(warehouse.path / "evalsets" / f"{mined.name}.json")
     warehouse.location.upload(f"evalsets/{mined.name}.json")
     with open_writer(warehouse, lock=False) as writer:
-        writer.record_metrics(active.version_id, metric_rows([evaluation]))
-    log(f"mined evaluation set {mined.name}: {len(mined.queries)} queries over "
-        f"{len(mined.corpus)} documents; active version {active.version_id} "
-        f"ndcg@10 {evaluation.metrics['ndcg@10']:.4f}")
+        writer.record_metrics(active.version_id, metric_rows(evaluations))
+    log(f"mined evaluation set {mined.name}: {len(mined.queries)} sentence and "
+        f"{len(mined.titles)} title queries over {len(mined.corpus)} documents; active version "
+        f"{active.version_id} " + ", ".join(f"{e.evaluator.split(':')[0]} ndcg@10 "
+                                            f"{e.metrics['ndcg@10']:.4f}" for e in evaluations))
     return path, mined.held_out
+
+
+@task(name="score-general", cache_policy=NONE)
+@timed("evaluate")
+def score_general(warehouse: Warehouse, active: Version, path: Path, batch_size: int) -> None:
+    """Score the active model on the general-domain guard set (recorded with its metrics, so
+    the gate compares the candidate with it)."""
+    evaluation = evaluate_general(path, version_embedder(active), batch_size)
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_metrics(active.version_id, metric_rows([evaluation]))
+    log(f"general-domain guard {evaluation.evaluator}: active version {active.version_id} "
+        f"spearman {evaluation.metrics['spearman']:.4f}")
 
 
 @task(name="train-model", cache_policy=NONE)

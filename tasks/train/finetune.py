@@ -55,6 +55,9 @@ class RetrainConfig(BaseModel):
     # With a value, the loss is computed GradCache-style in mini-batches of this size, so a
     # large batch (more in-batch negatives) fits in memory.
     mini_batch_size: int | None = Field(None, ge=1)
+    # A general-domain STS file (e.g. STS-B dev) both models are scored on: the candidate may
+    # not regress on it beyond the gate's tolerance (see EvaluateConfig.general). None: no guard.
+    general_sts: Path | None = None
     seed: int = 0
 
 

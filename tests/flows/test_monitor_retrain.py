@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,15 @@ def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
     assert held_out and held_out <= {d["_id"] for d in stdlib_docstrings(limit=400)}
     # The rejected candidate is on record; the active version and its index are untouched.
     candidate = wh.version(retrain["candidate_version"])
+    # Its card says what the model was trained on and what the gate measured.
+    from tasks.quality.card import card
+
+    text = card(wh, candidate)
+    assert "## Training" in text and "| held-out documents (never trained on) |" in text
+    pairs = retrain["training"]["pairs_by_kind"]
+    assert sum(pairs.values()) == retrain["training"]["pairs"] and f"{pairs}" != "{}"
+    assert re.search(r"mined ndcg@10 [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]",
+                     candidate.gate["reason"] + " " + candidate.gate["headline"])
     assert candidate.status == "rejected" and candidate.message.startswith("retrain (finetune)")
     assert wh.version().version_id == before.version_id
     load_version_index(wh, wh.version())

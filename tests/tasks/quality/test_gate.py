@@ -83,3 +83,18 @@ def test_a_label_free_gain_inside_its_noise_is_rejected_with_its_interval():
     assert decision.passed
     assert decision.headline() == "passed: mined ndcg@10 +0.031 [+0.012, +0.050]"
     assert "gain +0.031 [+0.012, +0.050]" in decision.reason()
+
+
+def test_a_general_domain_guard_must_hold_but_need_not_improve():
+    active = [*HEALTHY, row("mined:ict-1", "ndcg@10", 0.700, True, True),
+              row("general:sts-dev.csv", "spearman", 0.860, True, True)]
+    gain = [row("mined:ict-1", "ndcg@10_gain", 0.03), row("mined:ict-1", "ndcg@10_gain_low", 0.01),
+            row("mined:ict-1", "ndcg@10_gain_high", 0.05)]
+    config = GateConfig(require_improvement=True)
+    kept = [*HEALTHY, row("mined:ict-1", "ndcg@10", 0.730, True, True), *gain,
+            row("general:sts-dev.csv", "spearman", 0.858, True, True)]
+    assert judge(kept, active, config, INDEX_OK).passed  # within tolerance, not improved
+    forgot = [*kept[:-1], row("general:sts-dev.csv", "spearman", 0.840, True, True)]
+    decision = judge(forgot, active, config, INDEX_OK)
+    assert not decision.passed
+    assert decision.headline().startswith("spearman -0.020 beyond 0.005")
