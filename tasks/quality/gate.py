@@ -63,13 +63,16 @@ class GateDecision:
 
     def headline(self) -> str:
         """A short outcome for run names and dashboards, e.g. `ndcg@10 -0.012 beyond 0.005`."""
+        unresolved = {(f["evaluator"], f["metric"]) for f in self.failures if "interval" in f}
         gains = "; ".join(f"{p['evaluator'].split(':')[0]} {p['metric']} "
-                          f"{describe(p['interval'])}" for p in self.primary if "interval" in p)
+                          f"{describe(p['interval'])}"
+                          + (" not significant" if (p["evaluator"], p["metric"]) in unresolved
+                             else "") for p in self.primary if "interval" in p)
         if self.passed:
             return "passed" + (f": {gains}" if gains else "")
         first = self.failures[0]
         if "interval" in first:
-            return first["short"]
+            return gains  # every view's gain, the unresolved ones marked
         if "note" in first:
             short = first.get("short", first["note"])
         else:
