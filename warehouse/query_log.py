@@ -9,7 +9,8 @@ Appends take no writer lock (like run records): an ingest holding the lock never
 search. The log is bounded: after each append, rows beyond `search.log_max_rows` are dropped,
 oldest first. A warehouse this process cannot write to (an s3 reader without write rights, a
 read-only directory) records nothing: the first failed append says so once, on stderr, and the
-log stays off for the rest of the process.
+log stays off for the rest of the process. A commit that lost a race with another writer is
+retried at the next flush (a server) or dropped (one CLI search), never turning the log off.
 """
 
 from __future__ import annotations
@@ -142,6 +143,12 @@ class QueryLog:
             return
         try:
             append(self.warehouse, rows, self.max_rows)
+        except duckdb.TransactionException:
+            # Another writer committed first (an ingest, another search): try again with the
+            # next flush (a server) or drop this one search (a CLI process that is exiting).
+            if self._thread is not None:
+                with self._lock:
+                    self._pending[:0] = rows[-self.max_rows:]
         except (WarehouseError, duckdb.Error, OSError) as exc:
             self.enabled = False
             detail = " ".join(str(exc).split())[:200]

@@ -38,6 +38,37 @@ def main() -> None:
     except (EmbedpipeError, WarehouseError) as exc:
         err.print(f"[red]error:[/red] {one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Exception as exc:
+        full = out_of_space(exc)
+        if full is None:
+            raise
+        err.print(f"[red]error:[/red] {full}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+# What a full disk (or a file size limit) says, from the OS, DuckDB, Arrow or SQLite.
+_FULL = ("no space left on device", "file too large", "disk quota exceeded",
+         "database or disk is full")
+
+
+def out_of_space(exc: BaseException) -> str | None:
+    """One line for an error caused by a full disk or a file-size limit, else None.
+
+    Nothing half-written becomes active when it happens (versions are published in one catalog
+    transaction and promoted only after their index is in place; index files are renamed into
+    place), so the line says that and that the run can simply be repeated.
+
+    >>> out_of_space(OSError(28, "No space left on device"))[:34]
+    'out of disk space (or over a file '
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = " ".join(str(seen).split())
+        if any(mark in text.lower() for mark in _FULL):
+            return (f"out of disk space (or over a file size limit) while writing: {text[:300]}; "
+                    "the active version is unchanged; free space and run it again")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def one_line(exc: BaseException) -> str:

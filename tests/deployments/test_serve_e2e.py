@@ -156,6 +156,9 @@ def test_drift_to_retrain_that_can_be_left_running(served):
     assert candidate.status == "active" and candidate.n_documents == kept + 100
     assert "mined:ict-" in candidate.gate["reason"]
     # The final state says what the label-free verdict rested on: the gain and its interval.
+    # (The version is promoted a moment before the run reaches its final state.)
+    wait_until(lambda: [n for n, _ in retrain_runs(env)][:1] == ["Published"], 120,
+               "the retrain run's final state")
     published = retrain_runs(env)[0]
     assert published[0] == "Published" and "mined ndcg@10 +0.000 [+0.000, +0.000]" in \
         published[1]

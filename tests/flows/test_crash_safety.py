@@ -130,3 +130,31 @@ def test_second_writer_fails_fast_naming_the_holder(base):
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)
+
+
+def test_a_full_disk_fails_in_one_line_and_publishes_nothing(base):
+    """No space left mid-ingest (the process under a small RLIMIT_FSIZE: every write past
+    it fails with EFBIG, as on a full disk; no mount rights needed)."""
+    root, env, path_b = base
+    wh_path = fresh_copy(root, "full")
+    # Room for the catalog (200 KB), its WAL and the new Parquet files, not for the version's
+    # BM25 index file (about 1.8 MB): the write fails while the index is written.
+    limit = 1 << 20
+
+    def small_disk() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, do not kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    args = ["ingest", str(path_b), "--warehouse", str(wh_path)]
+    full = subprocess.run([EMBEDPIPE, *args], env=env, capture_output=True, text=True,
+                          timeout=300, preexec_fn=small_disk)
+    assert full.returncode == 2, full.stderr
+    errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "out of disk space" in errors[0], full.stderr
+    assert "Traceback" not in full.stderr
+    assert_intact(wh_path, env)
+    rerun = run([*args, "--json"], env)  # the lock is free: the next run completes
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["status"] == "published"

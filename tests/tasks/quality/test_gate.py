@@ -98,3 +98,13 @@ def test_a_general_domain_guard_must_hold_but_need_not_improve():
     decision = judge(forgot, active, config, INDEX_OK)
     assert not decision.passed
     assert decision.headline().startswith("spearman -0.020 beyond 0.005")
+
+
+def test_held_out_recall_within_its_sampling_error_passes():
+    # Found in CI: 60 chunks, 30 held-out probes: 0.9867 against 0.99 is 4 misses in 300.
+    small = {**INDEX_OK, "heldout_recall": 0.9867, "sample_queries": 60}
+    assert judge(HEALTHY, None, GateConfig(), small).passed
+    assert not judge(HEALTHY, None, GateConfig(), {**small, "heldout_recall": 0.97}).passed
+    large = {**INDEX_OK, "heldout_recall": 0.984, "sample_queries": 400}
+    assert not judge(HEALTHY, None, GateConfig(), large).passed  # 2,000 results: significant
+    assert judge(HEALTHY, None, GateConfig(), {**large, "sample_queries": 60}).passed
