@@ -125,3 +125,19 @@ def first_lines(source: Path, limit: int, work: Path) -> Path:
     with source.open(encoding="utf-8") as handle:
         subset.write_text("".join(line for _, line in zip(range(limit), handle, strict=False)))
     return subset
+
+
+def ingest_once(source: Path, config: Any) -> float:
+    """Ingest `source` into `config`'s warehouse unless it already holds a version (a rerun of a
+    bench reuses it); returns the seconds spent (0 when reused)."""
+    import time
+
+    from warehouse.store import Warehouse
+
+    if Warehouse(config.warehouse.path).exists():
+        return 0.0
+    from flows.ingest import ingest_corpus
+
+    started = time.perf_counter()
+    ingest_corpus(str(source), config)
+    return time.perf_counter() - started

@@ -31,6 +31,7 @@ from tasks.embed.selection import (
     cpu_flags,
     cuda_available,
     invariance,
+    native_bf16,
 )
 from tasks.index.ann import ExactIndex
 from tasks.prep.chunk import ChunkConfig, chunk_documents
@@ -53,8 +54,7 @@ def sample_chunks(n: int, tokenizer) -> tuple[list[str], list[dict]]:
 
 def precision(backend: str, flags: list[str]) -> str:
     """The precision a backend's matrix multiplies run in on this CPU."""
-    bf16 = bool({"amx_bf16", "avx512_bf16"} & set(flags))
-    if backend == "torch-bf16" or (backend == "openvino" and bf16):
+    if backend == "torch-bf16" or (backend == "openvino" and native_bf16(flags)):
         return "bf16"  # OpenVINO's default inference precision is bf16 where the CPU has it
     return {"onnx-int8": "int8", "cuda-fp16": "fp16-cuda"}.get(backend, "fp32")
 

@@ -15,11 +15,10 @@ Writes bench/results/index_recall.json.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from _common import bench_parser, scifact_dir, write_result
+from _common import bench_parser, ingest_once, scifact_dir, write_result
 
 from flows.config import load_config
 from tasks.embed.embedding import version_embedder
@@ -37,13 +36,8 @@ def main() -> None:
     scifact = scifact_dir()
     path = args.warehouse or Path(tempfile.mkdtemp(prefix="embedpipe-recall-"))
     config = load_config(overrides={"warehouse.path": path}, environ={})
+    ingest_seconds = ingest_once(scifact / "corpus.jsonl", config)
     wh = Warehouse(config.warehouse.path)
-    started = time.perf_counter()
-    if not wh.exists():
-        from flows.ingest import ingest_corpus
-
-        ingest_corpus(str(scifact / "corpus.jsonl"), config)
-    ingest_seconds = time.perf_counter() - started
     version = wh.versions()[-1]  # the newest, whether or not the gate let it in
     meta = version.index_meta
     indexed = open_version_index(wh, version, with_vectors=True)

@@ -30,7 +30,7 @@ from _common import bench_parser, machine, scifact_dir, write_result
 
 from tasks.embed.base import EmbedConfig
 from tasks.embed.embedding import embed_texts, load_embedder
-from tasks.embed.selection import cpu_flags
+from tasks.embed.selection import cpu_flags, native_bf16
 from tasks.index.ann import ExactIndex
 from tasks.prep import chain as prep
 from tasks.prep.chunk import ChunkConfig
@@ -84,7 +84,7 @@ def main() -> None:
     beir = load_beir(scifact)
     corpus = prep.read_corpus(scifact / "corpus.jsonl", SourceConfig(), CleanConfig())
     mined = mine(corpus.documents, 400, 1000, seed=0, per_document=2)
-    backend = "torch-bf16" if {"amx_bf16", "avx512_bf16"} & set(cpu_flags()) else "torch"
+    backend = "torch-bf16" if native_bf16(cpu_flags()) else "torch"
     active = load_embedder(EmbedConfig(backend=backend))
     work = args.models or Path(tempfile.mkdtemp(prefix="embedpipe-retrain-"))
     chunking = prep.Chunking(ChunkConfig(), active.max_seq_length)

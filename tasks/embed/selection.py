@@ -91,9 +91,14 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def native_bf16(flags: list[str]) -> bool:
+    """Does a CPU with these flags compute bf16 natively (AMX or AVX-512 BF16)?"""
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags))
+
+
 def candidates(flags: list[str], cuda: bool) -> list[str]:
     """The backends worth measuring here: bf16 only where the CPU computes it natively."""
-    bf16 = bool({"amx_bf16", "avx512_bf16"} & set(flags))
+    bf16 = native_bf16(flags)
     return [b for b in CONCRETE_BACKENDS
             if (b != "torch-bf16" or bf16) and (b != "cuda-fp16" or cuda)]
 

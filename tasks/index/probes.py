@@ -5,7 +5,7 @@ on the manifold the graph was built from). Tuned on chunk vectors, full SciFact 
 0.996 at ef 24 while SciFact's 300 real test queries got 0.963 at that ef. So `ef` is tuned on,
 in this order:
 
-  configured  the labelled queries of `evaluate.beir` / `evaluate.queries`, when configured;
+  configured  the labelled queries of `evaluate.beir`, when configured;
   log         the query log (`warehouse/query_log.py`), when it holds at least
               `index.log_min_queries` distinct queries;
   probes      query-like texts made from the version's chunks: one sentence (or a short span of
@@ -33,7 +33,6 @@ import numpy as np
 from tasks.embed.base import Embedder
 from tasks.embed.embedding import embed_texts
 
-PROBE_KINDS = ("configured", "log", "probes", "chunks")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MIN_WORDS, MAX_WORDS = 5, 30  # a probe's length in words, like a typed question or claim
 

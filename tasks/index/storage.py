@@ -17,8 +17,15 @@ import pyarrow.compute as pc
 
 from tasks.embed.base import Embedder
 from tasks.index import lexical, probes
-from tasks.index.ann import backend
-from tasks.index.build import EF_LADDER, IndexConfig, IndexReport, VersionIndex, build_index
+from tasks.index.ann import ExactIndex, backend
+from tasks.index.build import (
+    EF_LADDER,
+    IndexConfig,
+    IndexReport,
+    VersionIndex,
+    build_index,
+    tie_aware_recall,
+)
 from tasks.index.hits import HitRows, IndexedVersion, index_rows
 from warehouse import indexes, query_log
 from warehouse.errors import MixedModels
@@ -114,8 +121,6 @@ def retune(warehouse: Warehouse, version: Version, embedder: Embedder, config: I
     it. The new ef and recall are written to the index's meta.json and returned; the caller
     records them on the version.
     """
-    from tasks.index.build import measure_recall
-
     indexed = open_version_index(warehouse, version, with_vectors=True)
     directory, meta = indexes.checked(warehouse, version)
     report = dict(meta.get("report") or {})
@@ -127,13 +132,13 @@ def retune(warehouse: Warehouse, version: Version, embedder: Embedder, config: I
         return Retune(version.version_id, len(logged), ef, ef, None, None, target, report)
     queries = probes.embed_alone(logged, embedder)
     ann, vectors = indexed.index.ann, indexed.vectors
-    labels = np.arange(len(vectors), dtype=np.int64)
-    recall = first = measure_recall(ann, vectors, labels, queries, k)
+    _, truth = ExactIndex(vectors, np.arange(len(vectors), dtype=np.int64)).query(queries, k)
+    recall = first = tie_aware_recall(ann.query(queries, k)[1], truth)
     for step in (e for e in EF_LADDER if e > before):
         if recall >= target:
             break
         ann.set_ef(step)
-        ef, recall = step, measure_recall(ann, vectors, labels, queries, k)
+        ef, recall = step, tie_aware_recall(ann.query(queries, k)[1], truth)
     report.update(ef=ef, log_recall=round(recall, 4), log_queries=len(logged),
                   target_recall=target)
     if ef != before:

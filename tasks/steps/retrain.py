@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from tasks.steps import log
 from tasks.steps.report import now
 from tasks.steps.timing import timed
 from tasks.train import finetune
-from tasks.train.pairs import LABELS, add_hard_negatives, training_pairs
+from tasks.train.pairs import add_hard_negatives, count_kinds, training_pairs
 from warehouse.store import Version, Warehouse
 from warehouse.writer import open_writer
 
@@ -147,7 +146,7 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
                            exclude=set(held_out or []), kinds=config.pairs)
     if config.hard_negatives:
         pairs = add_hard_negatives(pairs, embedder)
-    kinds = {LABELS[k]: n for k, n in Counter(p.kind for p in pairs).items()}
+    kinds = count_kinds(pairs)
     staging = warehouse.models_dir() / "_training"
     shutil.rmtree(staging, ignore_errors=True)
     facts = finetune.finetune(active.model_location, pairs, config, staging)

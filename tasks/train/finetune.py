@@ -101,7 +101,7 @@ def finetune(model_location: str, pairs: list[tuple[str, str]] | list[Pair],
     )
     from transformers import TrainerCallback
 
-    from tasks.embed.selection import cpu_flags
+    from tasks.embed.selection import cpu_flags, native_bf16
 
     model = SentenceTransformer(resolve_model(model_location), device="cpu")
     original_length = model.max_seq_length
@@ -114,8 +114,7 @@ def finetune(model_location: str, pairs: list[tuple[str, str]] | list[Pair],
         columns = {"anchor": [r.anchor for r in rows], "positive": [r.positive for r in rows],
                    "negative": [str(r.negative) for r in rows]}
     dataset = Dataset.from_dict(columns)
-    bf16 = config.bf16 if config.bf16 is not None else bool(
-        {"amx_bf16", "avx512_bf16"} & set(cpu_flags()))
+    bf16 = config.bf16 if config.bf16 is not None else native_bf16(cpu_flags())
     started = time.monotonic()
 
     class TimeBudget(TrainerCallback):  # type: ignore[misc]

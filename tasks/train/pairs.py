@@ -63,8 +63,13 @@ def mine_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int,
     """
     pairs = training_pairs(documents, chunks, max_pairs, seed, exclude, kinds)
     if counts is not None:
-        counts.update({LABELS[k]: n for k, n in Counter(p.kind for p in pairs).items()})
+        counts.update(count_kinds(pairs))
     return [(p.anchor, p.positive) for p in pairs]
+
+
+def count_kinds(pairs: Sequence[Pair]) -> dict[str, int]:
+    """How many pairs of each kind, by the kind's label (what the card shows)."""
+    return {LABELS[k]: n for k, n in Counter(p.kind for p in pairs).items()}
 
 
 def training_pairs(documents: pa.Table, chunks: pa.Table, max_pairs: int, seed: int,
