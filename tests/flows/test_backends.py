@@ -133,11 +133,16 @@ def test_search_results_do_not_depend_on_the_embedding_batch(prefect_harness, tm
         ingest_corpus(str(corpus), config)
         searcher = Searcher(open_warehouse(config.warehouse.path))
         tops[batch] = [{h.doc_id: h.score for h in searcher.search(q, 10)} for q in queries]
-    differ = [q for q, a, b in zip(queries, tops[8], tops[64], strict=True) if set(a) != set(b)]
+    # The same ten documents, but for a tie at the cut: a document in one list only must score
+    # within half-precision noise of the tenth (seen once in CI: bf16 backends agree to cosine
+    # 0.99999, so two documents 0.0002 apart at rank 10/11 may trade places).
+    differ = [q for q, a, b in zip(queries, tops[8], tops[64], strict=True)
+              if any(abs(s[d] - min(s.values())) >= 1e-3
+                     for s, other in ((a, b), (b, a)) for d in set(s) - set(other))]
     assert not differ, f"{len(differ)} of 20 top-10 lists differ, e.g. {differ[0]!r}"
     # The order too, but for neighbours whose scores are within half-precision noise (bf16
     # backends agree to cosine 0.99999: a tie at 0.1644 vs 0.1645 may swap).
     for a, b in zip(tops[8], tops[64], strict=True):
-        for (doc_a, score_a), (doc_b, _) in zip(a.items(), b.items(), strict=True):
-            assert doc_a == doc_b or abs(score_a - a[doc_b]) < 1e-3, (a, b)
-            assert abs(score_a - b[doc_a]) < 1e-3
+        for (doc_a, score_a), (doc_b, score_b) in zip(a.items(), b.items(), strict=True):
+            assert doc_a == doc_b or abs(score_a - score_b) < 1e-3, (a, b)
+            assert doc_a not in b or abs(score_a - b[doc_a]) < 1e-3
