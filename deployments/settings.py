@@ -29,6 +29,9 @@ class DeploymentSettings(BaseModel):
     # Served drift checks act on k alarms of the last n checks: one noisy batch retrains nothing.
     monitor_alarms_required: int = 2
     monitor_window: int = 3
+    # The served gc: expire versions beyond the newest `gc_keep`, delete what they alone used.
+    gc_cron: str | None = "30 3 * * *"
+    gc_keep: int = 5
 
 
 def checked_source(name: str, value: str, base: Path) -> tuple[str, str | None]:

@@ -21,6 +21,8 @@ from tasks.monitor.drift import DriftReport
 from tasks.prep import load
 from tasks.steps import monitor as steps
 from tasks.steps import report as report_steps
+from warehouse.errors import NoActiveVersion
+from warehouse.faults import checkpoint
 from warehouse.store import Warehouse
 
 DRIFT_EVENT = "embedpipe.drift.detected"
@@ -34,21 +36,38 @@ def warehouse_resource(warehouse: Warehouse) -> dict[str, str]:
             "prefect.resource.name": name}
 
 
+def _has_active(warehouse: Warehouse) -> bool:
+    try:
+        return warehouse.exists() and bool(warehouse.version())
+    except NoActiveVersion:
+        return False
+
+
 @flow(name="monitor-drift")
 def monitor_drift(config: EmbedpipeConfig | None, source: str,
                   kind: Literal["corpus", "queries"] = "corpus",
                   retrain_on_drift: bool = False,
                   overrides: dict[str, Any] | None = None,
-                  reference_queries: str | None = None) -> DriftReport:
+                  reference_queries: str | None = None,
+                  skip_before_first_version: bool = False) -> DriftReport:
     """Check `source` (a corpus batch or a query log) for drift.
 
     A corpus batch is compared with the active version's chunks; a query log with a reference
     query log (the first one checked, or `reference_queries`). `config` None (served runs):
-    read now; `overrides` ("section.key": value) on top.
+    read now; `overrides` ("section.key": value) on top. `skip_before_first_version` (served
+    runs): a warehouse with no active version yet ends the run `Skipped`, not Failed: the hourly
+    check of a fresh deployment runs before its first nightly ingest.
     """
     config = resolve(config, overrides)
     warehouse = config.warehouse.open()
+    if skip_before_first_version and not _has_active(warehouse):
+        message = (f"skipped: {warehouse.where} has no active version yet (the first ingest "
+                   "makes one)")
+        report_steps.log(message)
+        # Only served runs skip, and what they return is the state, which says why.
+        return finish(None, "Skipped", message)  # type: ignore[return-value]
     version = warehouse.readable()
+    checkpoint("monitor")
     started = report_steps.now()
     batch = steps.read_batch(kind, Path(source), config.source, config.clean, warehouse)
     reference = load.read_query_log(Path(reference_queries)) if reference_queries else None

@@ -9,12 +9,14 @@ active pointer with one UPDATE; no data is copied.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from warehouse import queries
@@ -66,6 +68,29 @@ class Changes:
     quarantine: pa.Table
     n_reused: int = 0
     vector_dtype: str = "float32"  # how the new vectors are stored (see warehouse/codec.py)
+
+
+BUSY_SECONDS = 120.0  # how long a small write retries a catalog another writer holds
+
+
+def retrying(write: Callable[[], Any], seconds: float = BUSY_SECONDS) -> Any:
+    """`write()`, again after a pause while the catalog is busy with another writer's commit.
+
+    Versions are written under the writer lock, but a drift check, a run record or a logged
+    search (lock-free appends) may meet an ingest's commit: SQLite answers "database is
+    locked", DuckLake a conflict. The soak saw a served monitor fail so. Each attempt is one
+    transaction, rolled back when it fails, so repeating it is safe.
+    """
+    deadline, pause = time.monotonic() + seconds, 0.1
+    while True:
+        try:
+            return write()
+        except duckdb.TransactionException as exc:
+            text = str(exc).lower()
+            if not ("locked" in text or "conflict" in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 class WarehouseWriter(LakeSession):
@@ -172,10 +197,11 @@ class WarehouseWriter(LakeSession):
         return np.asarray(row[0], dtype=np.float32)
 
     def record_index(self, version_id: int, meta: dict[str, Any]) -> None:
-        self.con.execute(queries.SET_INDEX_META, [json.dumps(meta), version_id])
+        retrying(lambda: self.con.execute(queries.SET_INDEX_META, [json.dumps(meta), version_id]))
 
     def record_summary(self, version_id: int, summary: dict[str, Any]) -> None:
-        self.con.execute(queries.SET_SUMMARY, [json.dumps(summary, default=str), version_id])
+        text = json.dumps(summary, default=str)
+        retrying(lambda: self.con.execute(queries.SET_SUMMARY, [text, version_id]))
 
     def record_metrics(self, version_id: int, rows: list[dict[str, Any]]) -> None:
         """Record the version's metrics; each (evaluator, metric) in `rows` replaces its old row.
@@ -187,10 +213,14 @@ class WarehouseWriter(LakeSession):
         table = pa.Table.from_pylist([{"version_id": version_id, **r, "created_at": now}
                                       for r in rows], schema=METRICS_ROWS)
         self.con.register("new_metrics", table)
-        try:
+
+        def replace() -> None:
             with self._transaction():
                 self.con.execute(queries.DELETE_METRICS, [version_id])
                 self.con.execute(queries.INSERT_METRICS)
+
+        try:
+            retrying(replace)
         finally:
             self.con.unregister("new_metrics")
 
@@ -209,9 +239,17 @@ class WarehouseWriter(LakeSession):
         """Replace the 2-D map of a version (check_id None) or of one drift check's sample."""
         table = pa.Table.from_pylist([{**r, "version_id": version_id, "check_id": check_id}
                                       for r in rows], schema=PROJECTION_ROWS)
-        with self._transaction():
-            self.con.execute(queries.DELETE_PROJECTION, [version_id, check_id])
-            self._append("new_projection", table, queries.INSERT_PROJECTION)
+        self.con.register("new_projection", table)
+
+        def replace() -> None:
+            with self._transaction():
+                self.con.execute(queries.DELETE_PROJECTION, [version_id, check_id])
+                self.con.execute(queries.INSERT_PROJECTION)
+
+        try:
+            retrying(replace)
+        finally:
+            self.con.unregister("new_projection")
 
     def record_query_reference(self, set_id: str, source: str, texts: list[str]) -> None:
         """Make `texts` (a sample of a query log) the reference of query drift from now on."""
@@ -232,14 +270,16 @@ class WarehouseWriter(LakeSession):
             raise
 
     def _append(self, name: str, table: pa.Table, statement: str) -> None:
+        """One INSERT from `table`, in its own transaction (retried while the catalog is busy)."""
         self.con.register(name, table)
         try:
-            self.con.execute(statement)
+            retrying(lambda: self.con.execute(statement))
         finally:
             self.con.unregister(name)
 
     def record_gate(self, version_id: int, decision: dict[str, Any]) -> None:
-        self.con.execute(queries.SET_GATE, [json.dumps(decision, default=str), version_id])
+        text = json.dumps(decision, default=str)
+        retrying(lambda: self.con.execute(queries.SET_GATE, [text, version_id]))
 
     def set_status(self, version_id: int, status: str) -> None:
         self._version(version_id)

@@ -38,8 +38,14 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 SHORT_NAMES = {"ingest": "ingest-corpus/ingest", "monitor": "monitor-drift/monitor",
-               "retrain": "retrain/retrain", "evaluate": "evaluate-version/evaluate"}
+               "retrain": "retrain/retrain", "evaluate": "evaluate-version/evaluate",
+               "gc": "gc-warehouse/gc"}
 BIN = Path(sys.executable).parent
+# Prefect keeps every flow run, its logs and artifacts for ever unless told otherwise: the server
+# `serve` starts deletes runs (with their logs and artifacts) 30 days after they end, hourly.
+# Set the variables to keep more (the minimum Prefect accepts is an hour).
+PREFECT_RETENTION = {"PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
+                     "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(30 * 86_400)}
 
 
 def state_file() -> Path:
@@ -92,7 +98,7 @@ def serve(
         if not api_url:
             api_url = f"http://127.0.0.1:{port}/api"
             # The UI asks the API where these settings say: without them it calls port 4200.
-            server_env = {**env, "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            server_env = {**PREFECT_RETENTION, **env, "PREFECT_SERVER_API_HOST": "127.0.0.1",
                           "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": api_url}
             children.append(subprocess.Popen(
                 [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
@@ -108,7 +114,7 @@ def serve(
         _record(api_url)
         children.append(subprocess.Popen([sys.executable, "-m", "deployments.serve"], env=env,
                                          start_new_session=True))
-        out.print(f"serving deployments ingest, monitor, retrain, evaluate of warehouse "
+        out.print(f"serving deployments ingest, monitor, retrain, evaluate, gc of warehouse "
                   f"{cfg.warehouse.path}; Ctrl-C stops")
         children[-1].wait()
     except KeyboardInterrupt:
@@ -215,6 +221,8 @@ def trigger(
     list_: Annotated[bool, typer.Option("--list", help="list deployments and parameters")] = False,
     warehouse: WarehouseOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    lost_after: Annotated[float, typer.Option(
+        help="with --wait: seconds without an answer from the server before giving up")] = 60,
 ) -> None:
     """Start a deployment run through the Prefect API; --wait prints its outcome.
 
@@ -250,10 +258,9 @@ def trigger(
     from prefect.deployments import run_deployment
 
     # cast: run_deployment is sync here (no event loop); Prefect types it "run or coroutine".
-    # Polled every second while waiting (Prefect's default is 5 s): a script learns the end
-    # of a short run at once, for one cheap API read a second.
-    run = cast("FlowRun", run_deployment(name=full, parameters=parameters,
-                                         timeout=None if wait else 0, poll_interval=1))
+    run = cast("FlowRun", run_deployment(name=full, parameters=parameters, timeout=0))
+    if wait:
+        run = follow(run, api, lost_after)
     report = outcome(run)
     report["deployment"] = full
     if wait and report["state"] == "COMPLETED":
@@ -272,6 +279,36 @@ def trigger(
         err.print(plain(f"error: flow run {run.name} ended {ended}"
                         + (f": {report['message']}" if report.get("message") else "")))
         raise typer.Exit(1)
+
+
+def follow(run: FlowRun, api: str, lost_after: float) -> FlowRun:
+    """Poll `run` every second until its state is final (a script learns the end of a short
+    run at once, for one cheap API read a second).
+
+    Raises:
+        ServerError: the server did not answer for `lost_after` seconds (killed, restarting,
+            unreachable): one line, instead of waiting for ever or a traceback.
+    """
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    answered = time.monotonic()
+    with get_client(sync_client=True) as client:
+        while not (run.state and run.state.is_final()):
+            time.sleep(1)
+            try:
+                run = client.read_flow_run(run.id)
+                answered = time.monotonic()
+            except (httpx.TransportError, PrefectHTTPStatusError) as exc:
+                if time.monotonic() - answered > lost_after:
+                    seen = run.state.name if run.state else "unknown"
+                    raise ServerError(
+                        f"lost the Prefect server at {api} while waiting for flow run "
+                        f"{run.name} ({run.id}, last seen {seen}): no answer for "
+                        f"{lost_after:.0f} s ({type(exc).__name__}); the run may still "
+                        "finish: look it up once the server is back") from exc
+    return run
 
 
 def outcome(run: FlowRun) -> dict[str, Any]:

@@ -106,18 +106,17 @@ def gc(keep: Annotated[int, typer.Option(min=0, help="newest versions to keep")]
 
     Deletes their files, and the stored vectors and fine-tuned models no kept version uses.
     """
-    from warehouse.maintenance import gc as collect
-    from warehouse.writer import open_writer
+    from flows.maintenance import collect
 
-    with open_writer(where.open(), wait, create=False) as writer:
-        report = collect(writer, keep, expire_rejected=not keep_rejected)
+    report = collect(where.config(), keep, expire_rejected=not keep_rejected, wait=wait)
     if as_json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(report))
         return
-    out.print(f"expired versions: {', '.join(map(str, report.expired)) or 'none'}")
-    out.print(f"removed {report.vectors_removed} stored vectors and "
-              f"{len(report.models_removed)} fine-tuned models; freed "
-              f"{report.bytes_freed / 1e6:.1f} MB")
+    out.print(f"expired versions: {', '.join(map(str, report['expired'])) or 'none'}")
+    out.print(f"removed {report['vectors_removed']} stored vectors, "
+              f"{len(report['models_removed'])} fine-tuned models and "
+              f"{len(report['exports_removed'])} exported copies; freed "
+              f"{report['bytes_freed'] / 1e6:.1f} MB")
 
 
 @command()

@@ -3,13 +3,16 @@
 Input: a query, a version id (None: the active one) and k. Output: the version searched and the
 same `SearchHit`s `embedpipe search` prints (the same `Searcher`). Opening a searcher reads the
 version's index files; its model loads on the first query (seconds), and is shared by every
-version made with the same model fingerprint. A version `gc` expired is dropped from the cache.
+version made with the same model fingerprint. Only the `KEEP` most recently searched versions stay
+open (a served warehouse makes a version per ingest and a model per retrain: an unbounded cache
+grew the dashboard by 75 MB in ten minutes of the soak); a version `gc` expired is dropped.
 Searches are recorded in the query log (`search.log_queries`), appended in the background.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 from flows.search import Searcher, SearchHit
 from tasks.embed.base import Embedder
@@ -17,14 +20,18 @@ from warehouse.errors import VersionExpired
 from warehouse.query_log import QueryLog
 from warehouse.store import Version, Warehouse
 
+KEEP = 3  # open searchers: the active version, and a couple a user compares it with
+
 
 class Searchers:
-    """The searchers of one warehouse, kept for the life of the app."""
+    """The searchers of one warehouse's most recently searched versions."""
 
-    def __init__(self, warehouse: Warehouse, log: QueryLog | None = None) -> None:
+    def __init__(self, warehouse: Warehouse, log: QueryLog | None = None, keep: int = KEEP
+                 ) -> None:
         self.warehouse = warehouse
         self.log = log
-        self._searchers: dict[int, Searcher] = {}
+        self.keep = keep
+        self._searchers: OrderedDict[int, Searcher] = OrderedDict()
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()  # opening and searching: one at a time (2 cores)
 
@@ -45,9 +52,18 @@ class Searchers:
                                     embedder=self._embedders.get(version.model_fingerprint),
                                     log=self.log)
                 self._searchers[version.version_id] = searcher
+            self._searchers.move_to_end(version.version_id)
             hits = searcher.search(query, k)
             self._embedders.setdefault(version.model_fingerprint, searcher.embedder)
+            self._forget_beyond_keep()
             return hits
+
+    def _forget_beyond_keep(self) -> None:
+        while len(self._searchers) > self.keep:
+            self._searchers.popitem(last=False)
+        used = {s.version.model_fingerprint for s in self._searchers.values()}
+        for fingerprint in [f for f in self._embedders if f not in used]:
+            del self._embedders[fingerprint]
 
     def loaded(self) -> list[int]:
         """Versions whose searcher is open."""

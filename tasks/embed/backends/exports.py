@@ -91,6 +91,45 @@ def _build_missing(source: Path, backend: str, root: Path) -> Path:
     return directory
 
 
+def prune_exports(root: Path) -> list[str]:
+    """Delete exports whose source model directory no longer exists (a fine-tuned model that
+    `gc` removed: each retrain otherwise leaves ~90 MB per backend here), and staging
+    directories of builds whose process is gone. Returns the names removed.
+
+    Exports of a model that still exists are kept, whichever warehouse uses it: the cache is
+    shared, and an export is content-addressed, so keeping a used one is always right.
+    """
+    if not root.is_dir():
+        return []
+    removed = []
+    with (root / ".lock").open("a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # no build runs while we look
+        for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+            if directory.name.startswith("."):  # .<name>.<pid>: a build, or a dead one's leftover
+                pid = directory.name.rsplit(".", 1)[-1]
+                gone = not (pid.isdigit() and _alive(int(pid)))
+            else:
+                try:
+                    gone = not Path(json.loads((directory / "meta.json").read_text())
+                                    ["source"]).exists()
+                except (OSError, ValueError, KeyError):
+                    gone = True  # no readable meta: half an export from before staging
+            if gone:
+                shutil.rmtree(directory, ignore_errors=True)
+                removed.append(directory.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The exporters' tracer warnings and advice go to nobody: the export is checked instead."""
