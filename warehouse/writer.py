@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from warehouse.codec import int8_scale, to_storage
 from warehouse.errors import MixedModels, WarehouseError
 from warehouse.faults import checkpoint
 from warehouse.lake import connect as lake_connect
+from warehouse.lake import redact_catalog
 from warehouse.lock import warehouse_lock
 from warehouse.schema import (
     DRIFT_ROWS,
@@ -159,9 +160,18 @@ class WarehouseWriter(LakeSession):
             con.register("new_version", pa.Table.from_pylist([row]))
             con.execute(queries.INSERT_VERSION)
             checkpoint("publish")
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:  # e.g. the catalog server restarted: its session is gone
+                where = redact_catalog(self.warehouse.catalog) or self.warehouse.where
+                detail = " ".join(str(exc).split())[:200]
+                raise WarehouseError(
+                    f"the catalog at {where} failed the commit of version {row['version_id']} "
+                    f"({detail}): nothing was published and the active version is unchanged; "
+                    "run it again once the catalog answers") from exc
         except BaseException:
-            con.execute("ROLLBACK")
+            with suppress(duckdb.Error):  # a lost connection has no transaction to roll back
+                con.execute("ROLLBACK")
             raise
         finally:
             for name in ("ids", "new_documents", "new_chunks", "new_vectors", "new_quarantine",
@@ -266,7 +276,8 @@ class WarehouseWriter(LakeSession):
             yield
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            with suppress(duckdb.Error):  # a lost connection has no transaction to roll back
+                self.con.execute("ROLLBACK")
             raise
 
     def _append(self, name: str, table: pa.Table, statement: str) -> None:

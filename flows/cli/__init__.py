@@ -39,10 +39,10 @@ def main() -> None:
         err.print(f"[red]error:[/red] {one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except Exception as exc:
-        full = out_of_space(exc)
-        if full is None:
+        line = out_of_space(exc) or lost_part(exc)
+        if line is None:
             raise
-        err.print(f"[red]error:[/red] {full}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
@@ -67,6 +67,48 @@ def out_of_space(exc: BaseException) -> str | None:
         if any(mark in text.lower() for mark in _FULL):
             return (f"out of disk space (or over a file size limit) while writing: {text[:300]}; "
                     "the active version is unchanged; free space and run it again")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+# What a lost S3 endpoint and a lost PostgreSQL catalog say, through DuckDB, libpq or boto
+# (in this order: DuckDB's HTTP errors also say "could not connect to server").
+_LOST = {"the object store": ("error for http", "could not establish connection",
+                              "http get error", "http put error", "http head error",
+                              "could not connect to the endpoint", "connection reset"),
+         "the PostgreSQL catalog": ("server closed the connection", "terminating connection",
+                                    "connection to server", "no connection to the server",
+                                    "could not connect to server")}
+
+
+def lost_part(exc: BaseException) -> str | None:
+    """One line for an error caused by a catalog server or an S3 endpoint that went away
+    mid-run, naming which (and where, without a password), else None.
+
+    Nothing becomes active without a committed catalog transaction, and the writer lock (a
+    lock file's handle, or a PostgreSQL advisory lock of the lost session) went with the
+    process or its connection, so the run can simply be repeated once the part is back.
+
+    >>> lost_part(RuntimeError("IO Error: Could not establish connection")).startswith(
+    ...     "lost the object store")
+    True
+    >>> lost_part(RuntimeError("Binder Error: no such column")) is None
+    True
+    """
+    import os
+
+    from warehouse.lake import redact_catalog
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = " ".join(str(seen).split())
+        for part, marks in _LOST.items():
+            if any(mark in text.lower() for mark in marks):
+                where = (os.environ.get("AWS_ENDPOINT_URL") if "object" in part
+                         else redact_catalog(os.environ.get("EMBEDPIPE_CATALOG")))
+                named = f"{part} at {where}" if where else part
+                return (f"lost {named} mid-run: {text[:300]}; the active version is unchanged;"
+                        " run it again once it answers")
         seen = seen.__cause__ or seen.__context__
     return None
 
