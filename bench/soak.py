@@ -403,6 +403,9 @@ def main() -> None:
         wait_for(lambda: answers(f"http://127.0.0.1:{dash_port}/metrics"), 120, "dashboard")
         reader.start()
         started = time.monotonic()
+        # Ctrl-C or `kill` ends the soak early; what was sampled is still written.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         for minute in range(args.minutes + 1):
             # Wake 30 s into each wall-clock minute: the next minute's batch (and, before an
             # ingest, the corpus) are in place half a minute before the schedules fire.
@@ -424,13 +427,16 @@ def main() -> None:
                   flush=True)
             if time.monotonic() - started > args.minutes * 60:
                 break
+    except KeyboardInterrupt:
+        print(f"soak: stopped early, after {len(samples)} samples", flush=True)
     finally:
         reader.stop.set()
         for proc in reversed(roots):
             stop(proc)
     time.sleep(2)
     leftovers = processes(roots)["alive"]
-    result = {"settings": vars(args), "work": str(work), "verdict": verdict(samples, runs),
+    result = {"settings": vars(args), "sampled_minutes": len(samples), "work": str(work),
+              "verdict": verdict(samples, runs),
               "processes_alive_after_stop": leftovers,
               "runs_by_flow_and_state": dict(Counter(f"{r['flow']}:{r['state']}"
                                                      for r in runs.values())),
