@@ -122,6 +122,7 @@ def test_schedules_are_registered_as_configured(served):
     assert _deployment(env, "monitor-drift/monitor")["crons"] == ["0 * * * *"]
     assert _deployment(env, "retrain/retrain")["crons"] == []
     assert _deployment(env, "evaluate-version/evaluate") is not None
+    assert _deployment(env, "gc-warehouse/gc")["crons"] == ["30 3 * * *"]  # nightly
 
 
 def test_drift_to_retrain_that_can_be_left_running(served):

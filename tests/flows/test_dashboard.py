@@ -336,6 +336,31 @@ def test_map_reads_the_stored_projection_and_escapes_hover_text(lake, client):
     assert client.get("/map?version=two").status_code == 400
 
 
+def test_the_dashboard_keeps_a_bounded_set_of_searchers_and_catalog_instances(lake):
+    """The soak's dashboard grew ~75 MB in ten minutes: a searcher (index, rows, model) kept
+    for every version ever searched, and a DuckDB instance keeping ~160 KB per catalog
+    attachment. Searchers: the most recently searched `keep`; instances: replaced after
+    `MAX_USES` attachments (the memory itself is measured by bench/soak.py)."""
+    from flows.dashboard.searching import Searchers
+    from warehouse.history import MAX_USES, PooledWarehouse
+
+    wh = PooledWarehouse(lake.path, pool_size=1)
+    searchers = Searchers(wh, keep=1)
+    for version_id in (1, 2, 1):
+        hits = searchers.search("Doc 7", wh.version(version_id), 3)
+        assert hits and hits[0].version_id == version_id
+        assert searchers.loaded() == [version_id]
+    pool = PooledWarehouse(lake.path, pool_size=1).pool
+    with pool.reader() as first:
+        pass
+    for _ in range(MAX_USES - 1):
+        with pool.reader() as con:
+            assert con is first
+    with pool.reader() as con:
+        assert con is not first  # the instance was closed after MAX_USES, a new one made
+        assert pool._created == 1
+
+
 def test_search_gives_what_embedpipe_search_gives(lake, client):
     data = client.get("/api/search", params={"q": QUERY, "k": 5}).json()
     cli_run = CliRunner().invoke(cli, ["search", QUERY, "-k", "5", "--json",

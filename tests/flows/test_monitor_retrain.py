@@ -130,6 +130,7 @@ def test_gc_after_a_rejected_retrain_frees_its_model(setup):
     from typer.testing import CliRunner
 
     from flows.cli import app
+    from tasks.embed.backends.exports import export_root
 
     config, _, _ = setup
     wh = open_warehouse(config.warehouse.path)
@@ -137,12 +138,20 @@ def test_gc_after_a_rejected_retrain_frees_its_model(setup):
     assert rejected, "needs the rejected retrain of the test before"
     model_dir = config.warehouse.path / "models" / rejected[-1].model_location.split("/")[-1]
     assert model_dir.exists()
+    exports = export_root(config.embed.export_dir)
+
+    def exports_of(model: Path) -> set[str]:  # the exported copies built from that model
+        return {m.parent.name for m in exports.glob("*/meta.json")
+                if Path(json.loads(m.read_text())["source"]).resolve() == model.resolve()}
+
+    exported = exports_of(model_dir)
     result = CliRunner().invoke(app, ["gc", "--keep", "5", "--json", "--warehouse",
                                       str(config.warehouse.path)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert rejected[-1].version_id in report["expired"]
     assert model_dir.name in report["models_removed"] and not model_dir.exists()
+    assert exported <= set(report["exports_removed"]) and not exports_of(model_dir)
     assert report["bytes_freed"] > 50_000_000 and report["vectors_removed"] > 0
     assert wh.version().status == "active"  # the active version is untouched
     load_version_index(wh, wh.version())

@@ -81,3 +81,21 @@ def test_monitor_states_thresholds_and_the_check_on_the_map(prefect_harness, tmp
     assert set(placed["doc_id"].to_pylist()) <= {f"recipe-{i}" for i in range(60)}
     runs = con.execute("SELECT status FROM runs WHERE flow = 'monitor' ORDER BY started_at")
     assert [r[0] for r in runs.fetchall()] == ["no drift", "drift"]
+
+
+def test_a_served_monitor_before_the_first_ingest_is_skipped_not_failed(prefect_harness,
+                                                                        tmp_path):
+    """The soak's first served monitor ran before the first ingest had made a version and
+    ended Failed ("no warehouse at …"); served checks on a fresh deployment now wait quietly.
+    A direct check (the CLI's) still fails: a person asked for it."""
+    from flows.monitor import monitor_drift
+    from warehouse.errors import WarehouseError
+
+    config = hash_config(tmp_path / "wh")
+    batch = str(write_jsonl(tmp_path / "b.jsonl", cooking_notes(10)))
+    state = monitor_drift(config, batch, skip_before_first_version=True, return_state=True)
+    assert state.name == "Skipped" and state.is_completed()
+    assert state.message == (f"skipped: {tmp_path / 'wh'} has no active version yet (the "
+                             "first ingest makes one)")
+    with pytest.raises(WarehouseError, match="no warehouse at"):
+        monitor_drift(config, batch)

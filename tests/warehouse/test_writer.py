@@ -124,3 +124,34 @@ def test_vectors_stored_at_lower_precision_read_back_close(tmp_path, dtype, tole
                          "max(octet_length(codes)) FROM lake.embeddings").fetchone()
     assert stored == (dtype, True, 3 * (2 if dtype == "float16" else 1))
     assert (wh.vector_scale(FP) is not None) == (dtype == "int8")
+
+
+
+def test_a_lock_free_write_retries_while_another_writer_commits():
+    """The soak's served monitor failed with "Failed to flush changes into DuckLake: database
+    is locked": its drift rows met an ingest's commit of the SQLite catalog. Lock-free writes
+    now try again (each attempt is its own transaction); other errors are not retried."""
+    import duckdb
+
+    from warehouse.writer import retrying
+
+    attempts = []
+
+    def busy_twice() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise duckdb.TransactionException("Failed to commit DuckLake transaction. Failed "
+                                              "to flush changes into DuckLake: database is "
+                                              "locked")
+        return "written"
+
+    assert retrying(busy_twice) == "written" and len(attempts) == 3
+
+    def broken() -> None:
+        attempts.append(1)
+        raise duckdb.TransactionException("cannot rollback - no transaction is active")
+
+    attempts.clear()
+    with pytest.raises(duckdb.TransactionException):
+        retrying(broken)
+    assert len(attempts) == 1
