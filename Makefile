@@ -11,7 +11,7 @@ DEMO_CORPUS := .embedpipe/demo/stdlib.jsonl
 export HF_HUB_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install lock check-lock demo test lint bench serve clean
+.PHONY: install lock check-lock demo test lint bench soak serve clean
 
 install: $(STAMP)
 
@@ -57,7 +57,12 @@ serve: $(STAMP)
 	$(EP) serve
 
 bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/*.py; do [ $$script = bench/soak.py ] && continue; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Two hours of `embedpipe serve` with compressed schedules (not part of `make bench`).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .embedpipe .pytest_cache .mypy_cache .ruff_cache
