@@ -128,8 +128,12 @@ def test_search_results_do_not_depend_on_the_embedding_batch(prefect_harness, tm
     corpus.write_text("\n".join(keep) + "\n")
     tops = {}
     for batch in (8, 64):
+        # Exact search: two HNSW graphs built over vectors that differ in the 5th decimal
+        # miss different chunks (seen in a run: a document 0.0045 lower in one list), and
+        # the claim here is about the vectors; the index's recall has tests of its own.
         config = load_config(overrides={"warehouse.path": tmp_path / f"wh{batch}",
-                                        "embed.batch_size": batch}, environ={})
+                                        "embed.batch_size": batch, "index.backend": "exact"},
+                             environ={})
         ingest_corpus(str(corpus), config)
         searcher = Searcher(open_warehouse(config.warehouse.path))
         tops[batch] = [{h.doc_id: h.score for h in searcher.search(q, 10)} for q in queries]
