@@ -262,6 +262,7 @@ def _openvino(source: Path, out: Path) -> None:
     import openvino as ov
     import torch
 
+    no_openvino_telemetry()
     body, _ = _body(source, None)
     ids, mask, types = _example()
     with torch.no_grad():
@@ -271,6 +272,18 @@ def _openvino(source: Path, out: Path) -> None:
                    ("attention_mask", [-1, -1], ov.Type.i64),
                    ("token_type_ids", [-1, -1], ov.Type.i64)])
     ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
+
+
+def no_openvino_telemetry() -> None:
+    """Nothing leaves the machine: OpenVINO's converter reports every conversion to Google
+    Analytics from a forked process unless a consent file in the user's home says no (or CI
+    is set). Without a network that child hangs in getaddrinfo and the exiting process waits
+    for it for ever: the soak found served runs that had ended but whose processes stayed
+    (~650 MB each). The converter's modules get OpenVINO's own no-op telemetry instead."""
+    from openvino.tools.ovc import convert_impl, telemetry_stub, telemetry_utils, utils
+
+    for module in (convert_impl, telemetry_utils, utils):
+        module.tm = telemetry_stub  # type: ignore[attr-defined]
 
 
 def _check(reference: Any, directory: Path, backend: str, source: Path) -> None:
