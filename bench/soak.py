@@ -50,6 +50,7 @@ PAGES = ["/", "/versions", "/quality", "/drift", "/search?q={word}", "/metrics"]
 WORDS = ["parse", "socket", "thread", "encode", "file", "path", "date", "regular expression",
          "compress", "dictionary", "iterator", "timeout", "logging", "decimal", "queue"]
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+STUCK_SECONDS = 900
 EPISODE_LENGTH = 4  # minutes of drifting batches in every `--episode-every`
 
 
@@ -155,11 +156,12 @@ def role(proc: Any) -> str:
 
 
 def processes(roots: list[subprocess.Popen]) -> dict[str, Any]:
-    """RSS (MB), open files and threads of each long-lived process, and how many are alive."""
+    """RSS (MB), open files and threads of each long-lived process, how many are alive, and
+    the RSS of flow-run processes older than `STUCK_SECONDS` (no run here takes that long)."""
     import psutil
 
     found: dict[str, dict[str, float]] = {}
-    alive = 0
+    alive, stuck = 0, []
     for root in roots:
         try:
             tree = [psutil.Process(root.pid), *psutil.Process(root.pid).children(recursive=True)]
@@ -173,11 +175,13 @@ def processes(roots: list[subprocess.Popen]) -> dict[str, Any]:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             alive += 1
-            if part == "flow-run":  # short-lived: counted, not followed
+            if part == "flow-run":  # short-lived: counted, and flagged when it lingers
+                if time.time() - proc.create_time() > STUCK_SECONDS:
+                    stuck.append(round(rss, 1))
                 continue
             name = part if part not in found else f"{part}-{proc.pid}"
             found[name] = {"rss_mb": round(rss, 1), "fds": fds, "threads": threads}
-    return {"alive": alive, "by_role": found}
+    return {"alive": alive, "by_role": found, "stuck_runs_rss_mb": stuck}
 
 
 def disk_mb(path: Path) -> float:
@@ -335,7 +339,9 @@ def verdict(samples: list[dict[str, Any]], runs: dict[str, dict[str, str]]) -> d
                          "held": grew <= max(0.10 * then["rss_mb"], 50.0)}
     failed = [r for r in runs.values() if r["type"] in ("FAILED", "CRASHED")]
     p95 = [s["latency_ms"]["p95"] for s in samples if s["latency_ms"]["p95"] is not None]
+    stuck = max((len(s["processes"]["stuck_runs_rss_mb"]) for s in samples), default=0)
     return {"rss": rss, "rss_held": all(r["held"] for r in rss.values()),
+            "stuck_run_processes_max": stuck,
             "failed_runs": failed, "no_failed_runs": not failed,
             "dashboard_p95_max_ms": max(p95, default=None),
             "dashboard_p95_held": bool(p95) and max(p95) < 500}
@@ -419,7 +425,8 @@ def main() -> None:
             samples.append(sample(minute, roots, work, env, reader, since, runs, api))
             last = samples[-1]
             print(f"soak: {minute:3d} min  load {last['load']:.2f}  alive "
-                  f"{last['processes']['alive']}  RSS " + " ".join(
+                  f"{last['processes']['alive']} (stuck "
+                  f"{len(last['processes']['stuck_runs_rss_mb'])})  RSS " + " ".join(
                       f"{n} {p['rss_mb']:.0f}" for n, p in last["processes"]["by_role"].items())
                   + f"  wh {last['disk_mb']['warehouse']:.0f} MB  prefect "
                   f"{last['disk_mb']['prefect_home']:.0f} MB  p95 {last['latency_ms']['p95']} ms"
@@ -443,7 +450,8 @@ def main() -> None:
               "samples": samples}
     write_result("soak", result)
     chart(samples, RESULTS / "soak.png")
-    print(json.dumps({k: result["verdict"][k] for k in ("rss_held", "no_failed_runs",
+    print(json.dumps({k: result["verdict"][k] for k in ("rss_held", "stuck_run_processes_max",
+                                                         "no_failed_runs",
                                                          "dashboard_p95_max_ms",
                                                          "dashboard_p95_held")}))
     if not args.keep_work:
