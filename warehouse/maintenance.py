@@ -17,7 +17,7 @@ from warehouse import indexes, queries
 from warehouse.diff import diff_documents
 from warehouse.errors import VersionRejected
 from warehouse.store import Version, Warehouse
-from warehouse.writer import WarehouseWriter
+from warehouse.writer import WarehouseWriter, retrying
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,21 @@ def gc(writer: WarehouseWriter, keep: int, expire_rejected: bool = True) -> GcRe
     kept = [v for v in writer.all_versions() if v.status != "expired"]
     removed = _prune_vectors(writer, kept)
     models = _prune_models(writer.warehouse, kept)
+    _merge_small_files(writer)
     return GcReport(expired, removed, models, max(before - _bytes(writer.warehouse.path), 0))
+
+
+def _merge_small_files(writer: WarehouseWriter) -> None:
+    """Merge the lake's small Parquet files and delete the ones merged away.
+
+    Every lock-free append (a run record, a drift check and its map points, logged searches) is
+    a file of its own: a served warehouse made about ten a minute in the soak (349 after 34
+    minutes). DuckLake merges adjacent files keeping each row's snapshot, so every version
+    still reads exactly as it did (tested), and a reader opens a few files instead of
+    thousands. Retried while a lock-free append commits beside it.
+    """
+    retrying(lambda: writer.con.execute("CALL ducklake_merge_adjacent_files('lake')"))
+    writer.con.execute("CALL ducklake_cleanup_old_files('lake', cleanup_all => true)")
 
 
 def _prune_vectors(writer: WarehouseWriter, kept: list[Version]) -> int:
