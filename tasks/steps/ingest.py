@@ -103,6 +103,10 @@ def load_model(config: EmbedConfig, warehouse: Warehouse) -> Embedder:
     """
     recorded = warehouse.recorded_backend()
     kept = config.keeping(recorded)
+    tuned = finetuned_model(kept, warehouse)
+    if tuned:
+        log(f"model: the active version's fine-tune of {kept.model} ({tuned})")
+        kept = kept.model_copy(update={"model": tuned})
     report("load model", 0, 1)
     try:
         model = embedding.load_embedder(kept)
@@ -114,6 +118,31 @@ def load_model(config: EmbedConfig, warehouse: Warehouse) -> Embedder:
                          "run it where it can, or re-embed with --backend") from exc
     report("load model", 1, 1)
     return model
+
+
+def finetuned_model(config: EmbedConfig, warehouse: Warehouse) -> str | None:
+    """The active version's model when a retrain of this warehouse fine-tuned it from the model
+    the config names (walking back through fine-tunes of fine-tunes): ingests keep it.
+
+    Before, the next scheduled ingest embedded with the configured base model again and undid
+    the promoted retrain (the soak: version 10, a fine-tune the gate promoted; version 11, the
+    ingest five minutes later, back on the base model, every chunk re-embedded). Naming another
+    model in the config still switches to it.
+    """
+    try:
+        versions = {v.version_id: v for v in warehouse.versions()}
+    except WarehouseError:
+        return None
+    active = [v for v in versions.values() if v.status == "active"]
+    models = warehouse.models_dir().resolve()
+    version = active[-1] if active else None
+    tuned = version.model_location if version else None
+    while version is not None and version.model_location and Path(
+            version.model_location).resolve().is_relative_to(models):
+        version = versions.get(version.parent_id) if version.parent_id else None
+    if version is None or tuned == version.model_location or version.model_name != config.model:
+        return None
+    return tuned
 
 
 @task(name="plan-ingest", cache_policy=NONE)
