@@ -1,103 +1,262 @@
 """A panel of retrain candidates judged without labels, checked against SciFact's real judgements.
 
-On SciFact: the inverse-cloze set mined from the corpus (`tasks/quality/mined.py`, what a retrain
-uses when no labelled set is configured: 400 sentence queries, two per held-out document, and
-the held-out documents' titles as a second view, title -> body) scores the
-active model (all-MiniLM-L6-v2) and each candidate; the gate's label-free verdict is the paired
-bootstrap interval of the candidate's per-query gain (`tasks/quality/paired.py`: promoted only
-when its lower bound clears zero), through `tasks/quality/gate.judge` as a retrain runs it.
-SciFact's real test qrels (exact search over whole documents, as MTEB scores the model) say
-which candidates are really better. Candidates: a re-embed, fine-tunes with several recipes
-(pair kinds, hard negatives, steps, learning rates; held-out documents excluded) and one broken
-model. Reports, per candidate, the mined gain and interval, the real nDCG@10 and its delta, the
-verdict, false promotions (promoted but really worse) and the rank correlation of label-free
-and real scores. Evaluation runs in bf16 autocast where the CPU has it (faithful to fp32 within
-cosine 0.9999). Writes bench/results/retrain.json.
+The label-free views, each scored for the active model (all-MiniLM-L6-v2) and every candidate,
+each with the paired bootstrap interval of the candidate's per-query gain
+(`tasks/quality/paired.py`):
+  sentence  the inverse-cloze set mined from the corpus (`tasks/quality/mined.py`, what a retrain
+            uses when no labelled set is configured): 400 sentences taken out of 200 held-out
+            documents find the rest of their document among 1,200
+  title     the same held-out documents found by their titles (title -> body)
+  log       logged searches: SciFact's 809 claims that have no judgements here are the query
+            log; 400 of them (held out of training) are judged by pseudo-labels, with no human
+            label: BM25's top document (`log-lexical`) or the top of BM25 fused with the active
+            model (`log-fused`, what hybrid search returns first), over the whole corpus
+  general   STS-B dev Spearman (the general-domain guard: a fine-tune must not forget)
+SciFact's real test qrels (300 claims, exact search over whole documents, as MTEB scores the
+model) say which candidates are really better. The gate's verdict is computed as a retrain
+computes it (`tasks/quality/gate.judge`) for three sets of views: the mined set alone (the
+sentence and title views: what a retrain without a query log uses), the query log alone, and
+both. Candidates: a re-embed, fine-tunes with several recipes (pair kinds, hard negatives,
+steps, learning rates, batch sizes; held-out documents and held-out logged queries excluded)
+and one broken model. Reports, per candidate, every view's gain and interval, the real nDCG@10
+and its delta, each verdict, false promotions (promoted but really worse) and the rank
+correlation of each label-free score with the real one. Writes bench/results/retrain.json
+(`--result NAME` for another name; `--device cuda` trains and scores on a GPU).
 
-    .venv/bin/python bench/retrain.py [--only NAME ...] [--max-pairs 5000] [--models DIR]
+    .venv/bin/python bench/retrain.py [--only NAME ...] [--models DIR] [--device cuda]
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
+import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-from _common import bench_parser, machine, scifact_dir, write_result
+from _common import DATA_DIR, RESULTS, bench_parser, machine, scifact_dir, write_result
+
+try:
+    import ranx  # noqa: F401
+except ImportError:  # the GPU box: the same metrics in plain Python
+    import _ranx_lite
+
+    sys.modules["ranx"] = _ranx_lite
 
 from tasks.embed.base import EmbedConfig
 from tasks.embed.embedding import embed_texts, load_embedder
 from tasks.embed.selection import cpu_flags, native_bf16
-from tasks.index.ann import ExactIndex
-from tasks.prep import chain as prep
-from tasks.prep.chunk import ChunkConfig
-from tasks.prep.clean import CleanConfig
-from tasks.prep.load import SourceConfig
 from tasks.quality.evalsets import load_beir
-from tasks.quality.evaluate import evaluate_retrieval
+from tasks.quality.evaluate import retrieval_metrics
 from tasks.quality.gate import GateConfig, judge
+from tasks.quality.logged import (
+    RULES,
+    evaluate_logged,
+    make_logged_set,
+    pooled,
+    reference_pooled,
+    views_of,
+)
 from tasks.quality.mined import evaluate_mined, mine
-from tasks.quality.scoring import metric_rows
+from tasks.quality.paired import per_query_ndcg
+from tasks.quality.scoring import evaluate_general, metric_rows
 from tasks.train import finetune
-from tasks.train.pairs import add_hard_negatives, training_pairs
+from tasks.train.pairs import (
+    add_hard_negatives,
+    pseudo_relevant,
+    query_log_pairs,
+    training_pairs,
+)
 
 RetrainConfig = finetune.RetrainConfig
-# name -> (pair kinds, hard negatives, training config); None: re-embed with the active model.
-PANEL: dict[str, tuple[list[str], bool, RetrainConfig] | None] = {
+R = RetrainConfig
+LOG_HELD_OUT = 400
+DEPTH = 100
+# name -> (pair kinds, hard negatives, pseudo-label rule of "log" pairs, training config);
+# None: re-embed with the active model.
+PANEL: dict[str, tuple[list[str], bool, str, RetrainConfig] | None] = {
     "reembed": None,
-    "base-20": (["title", "adjacent"], False, RetrainConfig(max_steps=20, batch_size=16)),
-    "ict-40": (["ict"], False, RetrainConfig(max_steps=40, batch_size=32)),
-    "ict-hn-40": (["ict"], True, RetrainConfig(max_steps=40, batch_size=32)),
-    "all-hn-40": (["title", "adjacent", "ict"], True, RetrainConfig(max_steps=40,
-                                                                     batch_size=32)),
-    "ict-hn-80-lr5e-5": (["ict"], True, RetrainConfig(max_steps=80, batch_size=32,
-                                                      learning_rate=5e-5)),
-    "ict-hn-40-lr2e-4": (["ict"], True, RetrainConfig(max_steps=40, batch_size=32,
-                                                      learning_rate=2e-4)),
-    "adjacent-40-lr1e-4": (["adjacent"], False, RetrainConfig(max_steps=40, batch_size=32,
-                                                              learning_rate=1e-4)),
-    "broken": (["title", "adjacent"], False, RetrainConfig(max_steps=4, batch_size=16,
-                                                           learning_rate=0.5)),
+    "base-20": (["title", "adjacent"], False, "", R(max_steps=20, batch_size=16)),
+    "ict-40": (["ict"], False, "", R(max_steps=40, batch_size=32)),
+    "ict-hn-40": (["ict"], True, "", R(max_steps=40, batch_size=32)),
+    "all-hn-40": (["title", "adjacent", "ict"], True, "", R(max_steps=40, batch_size=32)),
+    "ict-hn-80-lr5e-5": (["ict"], True, "", R(max_steps=80, batch_size=32, learning_rate=5e-5)),
+    "ict-hn-40-lr2e-4": (["ict"], True, "", R(max_steps=40, batch_size=32, learning_rate=2e-4)),
+    "adjacent-40-lr1e-4": (["adjacent"], False, "",
+                           R(max_steps=40, batch_size=32, learning_rate=1e-4)),
+    # Logged searches, pseudo-labelled (409 training queries: 13 steps of 32 are one epoch).
+    "log-fused-hn-16": (["log"], True, "fused", R(max_steps=16, batch_size=32)),
+    "log-fused-hn-48": (["log"], True, "fused", R(max_steps=48, batch_size=32)),
+    "log-fused-hn-48-lr5e-5": (["log"], True, "fused",
+                               R(max_steps=48, batch_size=32, learning_rate=5e-5)),
+    "log-fused-hn-96-lr1e-5": (["log"], True, "fused",
+                               R(max_steps=96, batch_size=32, learning_rate=1e-5)),
+    "log-agree-hn-48": (["log"], True, "agree", R(max_steps=48, batch_size=32)),
+    "log-lexical-hn-48": (["log"], True, "lexical", R(max_steps=48, batch_size=32)),
+    "log-fused-48": (["log"], False, "fused", R(max_steps=48, batch_size=32)),
+    "log-fused+ict-hn-80": (["log", "ict"], True, "fused", R(max_steps=80, batch_size=32)),
+    # Large batches (many in-batch negatives): cheap on a GPU, hours on 2 cores.
+    "title-bs128-75": (["title"], False, "", R(max_steps=75, batch_size=128)),
+    "ict-hn-bs128-75": (["ict"], True, "", R(max_steps=75, batch_size=128)),
+    "broken": (["title", "adjacent"], False, "", R(max_steps=4, batch_size=16,
+                                                   learning_rate=0.5)),
 }
 
 
-def real_ndcg(embedder, docs: list[dict], beir) -> float:
-    qids = sorted(beir.queries)
-    doc_vectors = embed_texts([f"{d['title']} {d['text']}".strip() for d in docs], embedder, 64)
-    query_vectors = embed_texts([beir.queries[q] for q in qids], embedder, 64)
-    return evaluate_retrieval("scifact", beir.qrels, qids, query_vectors,
-                              ExactIndex(doc_vectors, np.arange(len(docs))),
-                              {i: d["_id"] for i, d in enumerate(docs)}).metrics["ndcg@10"]
+def doc_text(d: dict) -> str:
+    return f"{d['title']} {d['text']}".strip()
+
+
+def rankings(query_vectors: np.ndarray, doc_vectors: np.ndarray, qids: list[str],
+             doc_ids: list[str], depth: int = DEPTH) -> dict[str, dict[str, float]]:
+    """Exact search: per query, its `depth` best documents with scores."""
+    run = {}
+    for start in range(0, len(qids), 256):
+        scores = query_vectors[start:start + 256] @ doc_vectors.T
+        top = np.argsort(-scores, axis=1)[:, :depth]
+        for row, q in enumerate(qids[start:start + 256]):
+            run[q] = {doc_ids[j]: float(scores[row, j]) for j in top[row]}
+    return run
+
+
+def ordered(run: dict[str, dict[str, float]]) -> dict[str, list[str]]:
+    return {q: sorted(docs, key=lambda d: (-docs[d], d)) for q, docs in run.items()}
+
+
+def lexical_rankings(docs: list[dict], queries: dict[str, str], cache: Path | None
+                     ) -> dict[str, list[str]]:
+    """BM25's ranking of each query (DuckDB FTS over whole documents, as hybrid search ranks
+    them); kept in `cache` for machines without DuckDB (the GPU box)."""
+    if cache is not None and cache.exists():
+        return json.loads(cache.read_text())
+    from tasks.index.lexical import Bm25, build
+
+    with tempfile.TemporaryDirectory() as tmp:
+        build(Path(tmp), np.arange(len(docs)), [doc_text(d) for d in docs])
+        bm25 = Bm25(Path(tmp))
+        out = {q: [docs[int(k)]["_id"] for k in bm25.search(text, DEPTH)[0]]
+               for q, text in sorted(queries.items())}
+        bm25.close()
+    if cache is not None:
+        cache.write_text(json.dumps(out))
+    return out
+
+
+def overlap_at_10(run: dict[str, dict[str, float]], reference: dict[str, list[str]]) -> float:
+    """Mean share of the active model's top 10 the candidate also returns in its top 10."""
+    mine_ = ordered(run)
+    return round(float(np.mean([len(set(mine_[q][:10]) & set(reference[q][:10])) / 10
+                                for q in reference])), 4)
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return round(float(spearmanr(xs, ys).statistic), 3)
 
 
 def main() -> None:
-    parser = bench_parser(__doc__, max_pairs=5000)
+    parser = bench_parser(__doc__, max_pairs=5000, batch=64, result="retrain", device="cpu")
     parser.add_argument("--only", nargs="*", default=None, help="candidates to run")
     parser.add_argument("--models", type=Path, default=None,
                         help="keep trained candidates here; one already there is reused")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="the active model")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few hundred documents and 2 steps a candidate: checks that the "
+                             "bench runs end to end, measures nothing")
+    parser.add_argument("--lexical", type=Path, default=None,
+                        help="BM25 rankings of the queries: read if present, else written")
     args = parser.parse_args()
     scifact = scifact_dir()
     docs = [json.loads(line) for line in (scifact / "corpus.jsonl").open()]
+    if args.smoke:
+        docs = docs[:400]
+    doc_ids = [d["_id"] for d in docs]
+    texts = {d["_id"]: doc_text(d) for d in docs}
     beir = load_beir(scifact)
+    everything = {str(r["_id"]): r["text"] for r in map(json.loads, (scifact / "queries.jsonl"
+                                                                      ).open())}
+    qrels = beir.qrels
+    log = {q: t for q, t in everything.items() if q not in qrels}  # no judgements here
+    shuffled = sorted(log)
+    random.Random(0).shuffle(shuffled)
+    held_out = LOG_HELD_OUT
+    if args.smoke:
+        known = set(doc_ids)
+        qrels = {q: r for q, r in qrels.items() if set(r) & known}
+        shuffled, held_out = shuffled[:100], 40
+    log = {q: log[q] for q in shuffled}
+    log_eval, log_train = sorted(shuffled[:held_out]), sorted(shuffled[held_out:])
+    lexical = lexical_rankings(docs, log, args.lexical)
+
+    from tasks.prep import chain as prep
+    from tasks.prep.chunk import ChunkConfig
+    from tasks.prep.clean import CleanConfig
+    from tasks.prep.load import SourceConfig
+
     corpus = prep.read_corpus(scifact / "corpus.jsonl", SourceConfig(), CleanConfig())
-    mined = mine(corpus.documents, 400, 1000, seed=0, per_document=2)
-    backend = "torch-bf16" if native_bf16(cpu_flags()) else "torch"
-    active = load_embedder(EmbedConfig(backend=backend))
+    if args.smoke:
+        corpus = replace(corpus, documents=corpus.documents.slice(0, len(docs)))
+    mined = mine(corpus.documents, *((60, 200) if args.smoke else (400, 1000)), seed=0,
+                 per_document=2)
+    cuda = args.device == "cuda"
+    backend = "cuda-fp16" if cuda else ("torch-bf16" if native_bf16(cpu_flags()) else "torch")
+    active = load_embedder(EmbedConfig(model=args.model, backend=backend))
+    general = DATA_DIR / "stsb" / "sts-dev.csv"
     work = args.models or Path(tempfile.mkdtemp(prefix="embedpipe-retrain-"))
     chunking = prep.Chunking(ChunkConfig(), active.max_seq_length)
     documents, chunks = prep.chunk_corpus(corpus.documents, active.tokenizer, chunking)
-    reference = evaluate_mined(mined, active, 64)
-    mined = mined.with_reference(0, {q: v for e in reference for q, v in e.per_query.items()})
-    scores = {"active": {"mined": reference[0].metrics["ndcg@10"],
-                         "title": reference[-1].metrics["ndcg@10"],
-                         "real": real_ndcg(active, docs, beir)}}
+
+    def score(model) -> dict:
+        """Every view of one model; the active model's per-query scores once known."""
+        doc_vectors = embed_texts([texts[d] for d in doc_ids], model, args.batch)
+        test_ids = sorted(qrels)
+        real_run = rankings(embed_texts([beir.queries[q] for q in test_ids], model, args.batch),
+                            doc_vectors, test_ids, doc_ids)
+        log_run = rankings(embed_texts([log[q] for q in log_eval], model, args.batch),
+                           doc_vectors, log_eval, doc_ids)
+        return {"real": retrieval_metrics(qrels, real_run)["ndcg@10"],
+                "real_per_query": per_query_ndcg(qrels, real_run),
+                "doc_vectors": doc_vectors,
+                "mined": evaluate_mined(mined, model, args.batch), "log_run": log_run,
+                "general": evaluate_general(general, model, args.batch)
+                if general.exists() else None}
+
+    started = time.perf_counter()
+    base = score(active)
+    reference_mined = base["mined"]
+    mined = mined.with_reference(0, {q: v for e in reference_mined for q, v in e.per_query.items()})
+    dense_eval = ordered(base["log_run"])
+    logged = make_logged_set({q: log[q] for q in log_eval}, {
+        rule: pseudo_relevant({q: lexical[q] for q in log_eval}, dense_eval, rule)
+        for rule in RULES}, len(log_train))
+    reference_log = evaluate_logged(logged, base["log_run"])
+    logged = logged.with_reference(0, reference_log)
+    units, references = views_of(mined, logged)
+    log_units = {k: v for k, v in units.items() if k.startswith("log-")}
+    log_references = {k: v for k, v in references.items() if k.startswith("log-")}
     print(f"mined set: {len(mined.queries)} sentence and {len(mined.titles)} title queries, "
-          f"{len(mined.corpus)} documents; evaluated "
-          f"with {backend}; active: mined {scores['active']['mined']:.4f}, real "
-          f"{scores['active']['real']:.4f}", flush=True)
+          f"{len(mined.corpus)} documents; query log: {len(log_train)} training and "
+          f"{len(log_eval)} held-out searches; scored with {backend} on {args.device}; active: "
+          f"real {base['real']:.4f}, sentence {reference_mined[0].metrics['ndcg@10']:.4f}, "
+          + ", ".join(f"{e.evaluator.split(':')[0]} {e.metrics['ndcg@10']:.4f}"
+                      for e in reference_log) + f" ({time.perf_counter() - started:.0f} s)",
+          flush=True)
+    general_rows = metric_rows([base["general"]]) if base["general"] else []
+    active_rows = {
+        "both": metric_rows(reference_mined + reference_log
+                            + [reference_pooled(references, {mined.name, logged.name})])
+        + general_rows,
+        "log": metric_rows(reference_log + [reference_pooled(log_references, {logged.name})])
+        + general_rows}
+    per_query: dict[str, dict] = {"active": {
+        "real": base["real_per_query"],
+        **{e.evaluator.split(":")[0]: e.per_query for e in reference_mined + reference_log}}}
+    dense_train: dict[str, list[str]] | None = None
     negatives_cache: dict[tuple[str, ...], list] = {}
     rows: dict[str, dict] = {}
     for name, spec in PANEL.items():
@@ -108,74 +267,132 @@ def main() -> None:
         if spec is None:
             model = active
         else:
-            kinds, hard, config = spec
+            kinds, hard, rule, config = spec
+            if args.smoke:
+                config = config.model_copy(update={"max_steps": 2})
             facts = work / name / "facts.json"
             if facts.exists():  # trained by an earlier run of this panel: same recipe, seed
                 training = {**json.loads(facts.read_text()), "reused": True}
             else:
                 pairs = training_pairs(documents, chunks, args.max_pairs, 0,
-                                       set(mined.held_out), kinds)
-                if hard:
+                                       set(mined.held_out), [k for k in kinds if k != "log"])
+                if hard and pairs:
                     key = tuple(kinds)
                     if key not in negatives_cache:
                         negatives_cache[key] = add_hard_negatives(pairs, active)
                     pairs = negatives_cache[key]
-                training = finetune.finetune(active.location, pairs, config, work / name)
+                if "log" in kinds:
+                    if dense_train is None:
+                        dense_train = ordered(rankings(
+                            embed_texts([log[q] for q in log_train], active, args.batch),
+                            base["doc_vectors"], log_train, doc_ids))
+                    sub = {q: lexical[q] for q in log_train}
+                    positives = pseudo_relevant(sub, dense_train, rule)
+                    pairs = pairs + query_log_pairs(log, positives, texts,
+                                                    sub if hard else None,
+                                                    dense_train if hard else None)
+                training = finetune.finetune(active.location, pairs, config, work / name,
+                                             device=args.device)
+                training["recipe"] = {"kinds": kinds, "hard_negatives": hard,
+                                      "pseudo_labels": rule or None,
+                                      "steps": config.max_steps, "batch": config.batch_size,
+                                      "learning_rate": config.learning_rate}
                 facts.write_text(json.dumps(training))
             model = load_embedder(EmbedConfig(model=str(work / name), backend=backend))
-        evaluations = evaluate_mined(mined, model, 64)
-        evaluation, titled = evaluations[0], evaluations[-1]
-        decision = judge(metric_rows(evaluations), metric_rows(reference),
-                         GateConfig(require_improvement=spec is not None))  # as retrain does
-        real = real_ndcg(model, docs, beir)
-        rows[name] = {"mined": evaluation.metrics["ndcg@10"],
-                      "mined_gain": evaluation.metrics["ndcg@10_gain"],
-                      "interval": [evaluation.metrics["ndcg@10_gain_low"],
-                                   evaluation.metrics["ndcg@10_gain_high"]],
-                      "title": titled.metrics["ndcg@10"],
-                      "title_gain": titled.metrics["ndcg@10_gain"],
-                      "title_interval": [titled.metrics["ndcg@10_gain_low"],
-                                         titled.metrics["ndcg@10_gain_high"]],
-                      "real": real, "real_delta": round(real - scores["active"]["real"], 4),
-                      "promoted": decision.passed, "verdict": decision.headline(),
-                      "training": training, "seconds": round(time.perf_counter() - started, 1)}
-        scores[name] = {"mined": rows[name]["mined"], "title": rows[name]["title"],
-                        "real": real}
-        r = rows[name]
-        print(f"{name:20s} sentence gain {r['mined_gain']:+.4f} "
-              f"[{r['interval'][0]:+.4f}, {r['interval'][1]:+.4f}] title gain "
-              f"{r['title_gain']:+.4f} [{r['title_interval'][0]:+.4f}, "
-              f"{r['title_interval'][1]:+.4f}] real {real:.4f} "
-              f"({r['real_delta']:+.4f}) {'PROMOTED' if r['promoted'] else 'rejected'} "
-              f"({r['seconds']} s)", flush=True)
-    from scipy.stats import spearmanr
+        scored = score(model)
+        views = scored["mined"]
+        logs = evaluate_logged(logged, scored["log_run"])
+        both, log_only = pooled(views + logs, units, references), pooled(logs, log_units,
+                                                                          log_references)
+        guard = metric_rows([scored["general"]]) if scored["general"] else []
+        improve = GateConfig(require_improvement=spec is not None)  # as a retrain judges
+        verdicts = {
+            "both": judge(metric_rows(views + logs + [both]) + guard, active_rows["both"],
+                          improve),
+            "log": judge(metric_rows(logs + [log_only]) + guard, active_rows["log"], improve)}
+        row: dict = {"real": scored["real"], "real_delta": round(scored["real"] - base["real"], 4)}
+        for evaluation in views + logs + [both, log_only]:
+            view = evaluation.evaluator.split(":")[0].replace("mined-", "").replace("mined",
+                                                                                    "sentence")
+            if evaluation is log_only:
+                view = "label-free-log"
+            m = evaluation.metrics
+            row[view] = m["ndcg@10"]
+            row[f"{view}_gain"] = m["ndcg@10_gain"]
+            row[f"{view}_interval"] = [m["ndcg@10_gain_low"], m["ndcg@10_gain_high"]]
+        if scored["general"]:
+            row["general"] = scored["general"].metrics["spearman"]
+            row["general_delta"] = round(row["general"] - base["general"].metrics["spearman"], 4)
+        row["overlap@10"] = overlap_at_10(scored["log_run"], dense_eval)
+        row["verdicts"] = {k: {"promoted": d.passed, "headline": d.headline()}
+                           for k, d in verdicts.items()}
+        row["training"] = training
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        rows[name] = row
+        per_query[name] = {"real": scored["real_per_query"],
+                           **{e.evaluator.split(":")[0]: e.per_query for e in views + logs}}
+        print(f"{name:24s} real {row['real']:.4f} ({row['real_delta']:+.4f}) | " + " ".join(
+            f"{v} {row[v + '_gain']:+.4f} [{row[v + '_interval'][0]:+.4f}, "
+            f"{row[v + '_interval'][1]:+.4f}]" for v in VIEWS)
+              + f" | sts {row.get('general_delta', math.nan):+.4f} overlap "
+              f"{row['overlap@10']:.2f} | " + " ".join(
+                  f"{k}:{'PROMOTED' if v['promoted'] else 'rejected'}"
+                  for k, v in row["verdicts"].items()) + f" ({row['seconds']} s)", flush=True)
+    summary = correlations(base, rows)
+    print("\nrank correlation with real nDCG@10 over "
+          f"{len(rows) + 1} models (the active one included):")
+    for signal, rho in summary["spearman"].items():
+        print(f"  {signal:28s} {rho:+.3f}")
+    for gate, found in summary["gates"].items():
+        print(f"gate on {gate:5s}: false promotions {found['false_promotions'] or 'none'}; "
+              f"promoted with a real gain >= 0.01: {found['promoted_real_gains'] or 'none'}; "
+              f"real gains >= 0.01 missed: {found['missed_gains'] or 'none'}")
+    write_result(args.result, {
+        "mined_set": {"name": mined.name, "queries": len(mined.queries),
+                      "titles": len(mined.titles), "documents": len(mined.corpus)},
+        "query_log": {"name": logged.name, "training": len(log_train), "held_out": len(log_eval),
+                      "labelled": {rule: len(v) for rule, v in logged.labels.items()}},
+        "device": args.device, "evaluated_with": backend,
+        "active": {"real": base["real"], "sentence": reference_mined[0].metrics["ndcg@10"],
+                   "title": reference_mined[-1].metrics["ndcg@10"],
+                   **{e.evaluator.split(":")[0]: e.metrics["ndcg@10"] for e in reference_log},
+                   "general": base["general"].metrics["spearman"] if base["general"] else None},
+        "candidates": rows, **summary, "max_pairs": args.max_pairs,
+        "machine_at_start": machine(), "gpu": gpu_name() if cuda else None})
+    (RESULTS / f"{args.result}-per-query.json").write_text(json.dumps(per_query))
 
-    names = list(scores)
-    rho = float(spearmanr([scores[n]["mined"] for n in names],
-                          [scores[n]["real"] for n in names]).statistic)
-    rho_title = float(spearmanr([scores[n]["title"] for n in names],
-                                [scores[n]["real"] for n in names]).statistic)
-    both = [scores[n]["mined"] + scores[n]["title"] for n in names]
-    rho_both = float(spearmanr(both, [scores[n]["real"] for n in names]).statistic)
-    false_promotions = [n for n, r in rows.items() if r["promoted"] and r["real_delta"] < 0]
-    missed = [n for n, r in rows.items() if not r["promoted"] and r["real_delta"] >= 0.01]
-    helped = [n for n, r in rows.items() if r["promoted"] and r["real_delta"] >= 0.01]
-    print(f"\nrank correlation with real nDCG@10 over {len(names)} models: sentence view "
-          f"{rho:.2f}, title view {rho_title:.2f}, both summed {rho_both:.2f} (goal >= 0.8); "
-          f"false promotions: {false_promotions or 'none'}; real gains >= 0.01 "
-          f"the gate missed: {missed or 'none'}; promoted with a real gain >= 0.01: "
-          f"{helped or 'none'}")
-    write_result("retrain", {"mined_set": {"name": mined.name, "queries": len(mined.queries),
-                                           "documents": len(mined.corpus)},
-                             "evaluated_with": backend, "active": scores["active"],
-                             "candidates": rows, "spearman": round(rho, 3),
-                             "spearman_title": round(rho_title, 3),
-                             "spearman_both": round(rho_both, 3),
-                             "false_promotions": false_promotions, "missed_gains": missed,
-                             "promoted_real_gains": helped, "max_pairs": args.max_pairs,
-                             "machine_at_start": machine()})
+
+VIEWS = ("sentence", "title", "log-lexical", "log-fused", "label-free", "label-free-log")
+SIGNALS = (*VIEWS, "general", "overlap@10")
+
+
+def correlations(base: dict, rows: dict[str, dict]) -> dict:
+    """Spearman of each label-free score with the real nDCG@10 (the active model counted as a
+    candidate with zero gain and full overlap), and each gate's mistakes."""
+    real = [base["real"]] + [r["real"] for r in rows.values()]
+    gains = {s: [0.0] + [r.get(f"{s}_gain", r.get(f"{s}_delta", 0.0)) if s != "overlap@10"
+                         else r["overlap@10"] for r in rows.values()] for s in SIGNALS}
+    gains["overlap@10"][0] = 1.0
+    out = {s: spearman(v, real) for s, v in gains.items()}
+    gates = {}
+    for gate in ("both", "log"):
+        promoted = {n for n, r in rows.items() if r["verdicts"][gate]["promoted"]}
+        gates[gate] = {
+            "false_promotions": sorted(n for n in promoted if rows[n]["real_delta"] < 0),
+            "promoted_real_gains": sorted(n for n in promoted if rows[n]["real_delta"] >= 0.01),
+            "missed_gains": sorted(n for n, r in rows.items()
+                                   if n not in promoted and r["real_delta"] >= 0.01)}
+    return {"spearman": out, "gates": gates}
+
+
+def gpu_name() -> str:
+    import torch
+
+    return str(torch.cuda.get_device_name(0))
 
 
 if __name__ == "__main__":
-    pa.set_cpu_count(2)
+    import pyarrow
+
+    pyarrow.set_cpu_count(2)
     main()

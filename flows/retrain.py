@@ -5,13 +5,15 @@ changed documents are replaced, nothing is deleted. `finetune`: a copy of the ac
 trained on pairs mined from that corpus (no labels), saved as `models/<fingerprint>/` inside
 the warehouse, and the corpus is re-embedded with it. `reembed`: the active model re-embeds it.
 Either way the candidate is evaluated and promoted only if the gate passes; a fine-tuned model
-must also beat the active one on a labelled primary metric. Without a labelled set, one is
-mined from the corpus (held out of training, see `tasks/quality/mined.py`) and both models are
-scored on it.
+must also beat the active one on a labelled primary metric. Without a labelled set, both models
+are scored on a set mined from the corpus (`tasks/quality/mined.py`) and on held-out logged
+searches (`tasks/quality/logged.py`), both kept out of training; a fine-tune is promoted only on
+a significant gain pooled over all of them, so a label-free fine-tune needs a query log
+(`retrain.log_min_searches` distinct searches): without one it ends `Skipped`.
 
 Cost control, before any work: a cooldown (`retrain.min_interval` since the last retrain that
-trained or re-embedded: the run ends `Skipped`) and a budget (`retrain.max_seconds` against the
-estimated training time: refused with the estimate).
+trained or re-embedded: the run ends `Skipped`), a query log to learn from (above) and a budget
+(`retrain.max_seconds` against the estimated training time: refused with the estimate).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel
 from flows.config import EmbedpipeConfig, resolve
 from flows.ingest import ingest_documents
 from flows.outcome import finish
+from tasks.quality.logged import LoggedSet
 from tasks.quality.scoring import labelled
 from tasks.steps import report
 from tasks.steps import retrain as steps
@@ -41,6 +44,7 @@ class RetrainReport(BaseModel):
     gate: str
     documents: int = 0  # in the candidate
     evaluation_set: str | None = None  # the mined set's file, when no labelled set was given
+    query_log_set: str | None = None  # the held-out logged searches' file, when there was a log
 
 
 @flow(name="retrain")
@@ -57,7 +61,9 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
     with warehouse_lock(warehouse, max(config.warehouse.lock_wait_seconds,
                                        config.retrain.lock_wait_seconds)):
         active = warehouse.readable()
-        wait = steps.cooldown_left(warehouse, config.retrain)
+        wait = steps.cooldown_left(warehouse, config.retrain) or (
+            steps.no_query_log(warehouse, config.retrain, labelled(config.evaluate))
+            if finetuned else None)
         if wait:
             skipped = RetrainReport(strategy=config.retrain.strategy,
                                     base_version=active.version_id,
@@ -71,19 +77,25 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
             steps.check_budget(warehouse, config.retrain)
         corpus = steps.retrain_corpus(warehouse, active, Path(source) if source else None,
                                       config.source, config.clean)
-        evaluate, held_out = config.evaluate, list[str]()
+        evaluate, held_out, mined = config.evaluate, list[str](), None
         if not labelled(config.evaluate):
             mined, held_out = steps.mine_evaluation_set(warehouse, active, corpus,
                                                         config.evaluate, config.embed.batch_size)
             evaluate = config.evaluate.model_copy(update={"mined": mined})
+        logged, log_pairs = None, list[steps.Pair]()
+        if not labelled(config.evaluate) or (finetuned and "log" in config.retrain.pairs):
+            logged, log_pairs, _ = steps.query_log_set(warehouse, active, corpus, config.retrain,
+                                                       mined, config.embed.batch_size)
+            evaluate = evaluate.model_copy(update={"logged": logged})
         if config.retrain.general_sts is not None:  # the guard: the active model scored too
             steps.score_general(warehouse, active, config.retrain.general_sts,
                                 config.embed.batch_size)
             evaluate = evaluate.model_copy(update={"general": config.retrain.general_sts})
         model, training = active.model_location, dict[str, Any]()
         if finetuned:
-            model, training = steps.train_model(warehouse, active, corpus, config.retrain,
-                                                config.chunk, held_out)
+            model, training = steps.train_model(
+                warehouse, active, corpus, config.retrain, config.chunk, held_out, log_pairs,
+                len(LoggedSet.load(logged).queries) if logged else 0)
         candidate = config.model_copy(update={
             "embed": config.embed.model_copy(update={"model": model}), "evaluate": evaluate,
             "gate": config.gate.model_copy(update={"require_improvement": finetuned})})
@@ -95,7 +107,8 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
             model_location=model, training=training,
             candidate_version=summary.version_id if summary.status != "unchanged" else None,
             status=summary.status, gate=summary.gate, documents=summary.kept,
-            evaluation_set=str(evaluate.mined) if evaluate.mined else None)
+            evaluation_set=str(evaluate.mined) if evaluate.mined else None,
+            query_log_set=str(logged) if logged else None)
         name, message = retrain_outcome(outcome, summary.gate_headline)
         report.record_run(warehouse, "retrain", started, outcome.status, message,
                           outcome.candidate_version, source, outcome.model_dump())

@@ -191,7 +191,7 @@ def _bm25_hits(version: IndexedVersion, text: str, k: int) -> list[SearchHit]:
 
 def _fused(semantic: list[SearchHit], lexical: list[SearchHit], k: int, rrf_k: int
            ) -> list[SearchHit]:
-    from tasks.index.lexical import reciprocal_rank_fusion
+    from tasks.index.fusion import reciprocal_rank_fusion
 
     best = {h.doc_id: h for h in lexical}
     best.update({h.doc_id: h for h in semantic})  # the vector side's chunk when both have it

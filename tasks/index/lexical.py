@@ -20,6 +20,10 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from tasks.index.fusion import reciprocal_rank_fusion
+
+__all__ = ["Bm25", "build", "extension", "reciprocal_rank_fusion"]
+
 FILE = "bm25.duckdb"
 _BUILD_MEMORY = "1GB"
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {
@@ -85,16 +89,3 @@ class Bm25:
 
     def close(self) -> None:
         self.con.close()
-
-
-def reciprocal_rank_fusion(rankings: list[list[str]], k: int = 60) -> list[tuple[str, float]]:
-    """Items of several best-first rankings by the sum of 1 / (k + rank), best first.
-
-    >>> reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]], k=60)[:2]
-    [('b', 0.03252247488101534), ('c', 0.03200204813108039)]
-    """
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))

@@ -150,12 +150,16 @@ def training(retrain: dict[str, Any]) -> list[str]:
         lines += [f"| {k} | {_cell(val)} |" for k, val in [
             ("pairs", f"{t.get('pairs')}" + (f" ({kinds})" if kinds else "")),
             ("held-out documents (never trained on)", t.get("held_out_documents", "-")),
+            ("held-out logged searches (never trained on)", t.get("held_out_searches", "-")),
             ("recipe", t.get("recipe", "-")),
             ("steps × batch, learning rate", f"{t.get('steps')} × {t.get('batch_size', '-')}, "
                                              f"{t.get('learning_rate', '-')}"),
             ("seconds", t.get("seconds")), ("final loss", t.get("train_loss"))]]
     if retrain.get("evaluation_set"):
         lines.append(f"| evaluation set (mined, label-free) | {_cell(retrain['evaluation_set'])} |")
+    if retrain.get("query_log_set"):
+        lines.append(f"| evaluation set (held-out logged searches, pseudo-labelled) | "
+                     f"{_cell(retrain['query_log_set'])} |")
     return lines
 
 

@@ -19,6 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 MetricKey = tuple[str, str]  # (evaluator, metric)
+# The evaluator (prefix) of the gain pooled over every label-free view
+# (`tasks/quality/logged.py`): a fine-tune is promoted on it when no labelled set is configured.
+POOLED = "label-free"
 Rows = list[dict[str, Any]]  # quality_metrics rows: evaluator, metric, value, greater_is_better…
 
 
@@ -63,16 +66,20 @@ class GateDecision:
 
     def headline(self) -> str:
         """A short outcome for run names and dashboards, e.g. `ndcg@10 -0.012 beyond 0.005`."""
-        unresolved = {(f["evaluator"], f["metric"]) for f in self.failures if "interval" in f}
+        unresolved = {(f["evaluator"], f["metric"]) for f in self.failures if "interval" in f
+                      and f["interval"]["high"] >= 0}
+        shown = [p for p in self.primary if "interval" in p]
+        if any(p["evaluator"].split(":")[0] == POOLED for p in shown):  # views: `reason()`
+            shown = [p for p in shown if p["evaluator"].split(":")[0] == POOLED]
         gains = "; ".join(f"{p['evaluator'].split(':')[0]} {p['metric']} "
                           f"{describe(p['interval'])}"
                           + (" not significant" if (p["evaluator"], p["metric"]) in unresolved
-                             else "") for p in self.primary if "interval" in p)
+                             else "") for p in shown)
         if self.passed:
             return "passed" + (f": {gains}" if gains else "")
         first = self.failures[0]
-        if "interval" in first:
-            return gains  # every view's gain, the unresolved ones marked
+        if "interval" in first and first["interval"]["high"] >= 0:
+            return gains  # the gain that did not clear its noise
         if "note" in first:
             short = first.get("short", first["note"])
         else:
@@ -189,17 +196,35 @@ def judge(candidate: Rows, active: Rows | None, config: GateConfig,
           index_report: dict[str, Any] | None = None) -> GateDecision:
     """The gate's decision for a candidate (rows in memory) against the active version's rows.
 
-    `active` None: a first version, checked on the absolute criteria only.
+    `active` None: a first version, checked on the absolute criteria only. Label-free views
+    (evaluations that recorded a paired gain interval) are judged by their intervals, not by
+    tolerances on point values: none may be significantly worse, and a retrained model must
+    show a significant pooled gain (`POOLED`).
     """
     absolute = broken(candidate, index_report, config)
     if active is None:
         return GateDecision(not absolute or not config.enabled, 0, absolute)
-    decision = decide(metric_map(candidate), metric_map(active), config)
-    failures = absolute + decision.failures
+    by_interval = {r["evaluator"] for r in candidate if r["metric"].endswith("_gain_low")}
+    decision = decide(metric_map([r for r in candidate if r["evaluator"] not in by_interval]),
+                      metric_map(active), config)
+    failures = absolute + decision.failures + _significantly_worse(candidate, active)
     if config.require_improvement and not failures:
         failures = _require_improvement(candidate, active)
     return GateDecision(not failures or not config.enabled, decision.compared, failures,
                         _shared_primary(candidate, active))
+
+
+def _significantly_worse(candidate: Rows, active: Rows) -> list[dict]:
+    """A label-free view whose gain interval lies wholly below zero."""
+    failures = []
+    for p in _shared_primary(candidate, active):
+        gain = p.get("interval")
+        if gain is not None and gain["high"] < 0:
+            what = f"{p['evaluator'].split(':')[0]} {p['metric']} {describe(gain)}"
+            failures.append({**p, "tolerance": 0.0, "short": f"{what} worse",
+                             "note": f"{what}: the candidate is worse than the active version "
+                                     f"on {p['evaluator']} beyond the evaluation's noise"})
+    return failures
 
 
 def _labelled(r: dict) -> bool:
@@ -219,9 +244,14 @@ def _shared_primary(candidate: Rows, active: Rows) -> list[dict]:
 
 
 def _require_improvement(new_rows: Rows, old_rows: Rows) -> list[dict]:
-    """Failures unless every shared labelled primary metric improved: beyond its paired
-    interval's noise where the candidate's evaluation has one (`<metric>_gain_low` > 0: the
-    mined set, `tasks/quality/paired.py`), else strictly."""
+    """Failures unless the candidate improved: every shared labelled primary metric strictly,
+    and, where the evaluation is label-free (views with paired gain intervals), the pooled gain
+    over all of them beyond its noise (`POOLED`, its interval's lower bound above zero).
+
+    Without the query-log views the pooled gain is not computed and a fine-tune cannot be
+    promoted: the mined views alone do not rank fine-tuned models (`bench/retrain.py`: rank
+    correlation with real judgements about 0, and a fine-tune trained on inverse-cloze pairs
+    gains on them while it loses on real queries)."""
     old = {(r["evaluator"], r["metric"]): r for r in old_rows if _labelled(r)}
     shared = [(r, old[(r["evaluator"], r["metric"])]) for r in new_rows
               if _labelled(r) and (r["evaluator"], r["metric"]) in old]
@@ -231,25 +261,36 @@ def _require_improvement(new_rows: Rows, old_rows: Rows) -> list[dict]:
                  "note": "no labelled evaluation set shared with the active version: improvement "
                          "cannot be shown (set evaluate.beir or evaluate.sts)"}]
     failures = []
+    label_free = False
     for n, o in shared:
         gain = interval_of(new_rows, n["evaluator"], n["metric"])
         if gain is not None:
+            label_free = True
+            if n["evaluator"].split(":")[0] != POOLED:
+                continue  # each view only may not be significantly worse (checked before)
             if gain["low"] <= 0:
-                what = f"{n['evaluator'].split(':')[0]} {n['metric']} {describe(gain)}"
+                what = f"{POOLED} {n['metric']} {describe(gain)}"
                 failures.append({"evaluator": n["evaluator"], "metric": n["metric"],
                                  "candidate": n["value"], "active": o["value"],
                                  "tolerance": 0.0, "interval": gain,
                                  "short": f"{what} not significant",
                                  "note": f"{what} not significant: the candidate's gain over "
-                                         f"the active version on {n['evaluator']} (mean per-query "
-                                         "difference, 95% paired bootstrap interval) does not "
-                                         "clear zero"})
+                                         "the active version, pooled over every label-free "
+                                         "view (mean per-query difference, 95% bootstrap "
+                                         "interval), does not clear zero"})
         elif not (n["value"] > o["value"] if n["greater_is_better"] else n["value"] < o["value"]):
             failures.append({"evaluator": n["evaluator"], "metric": n["metric"],
                              "candidate": n["value"], "active": o["value"], "tolerance": 0.0,
                              "note": f"{n['evaluator']} {n['metric']}: {n['value']:.4f} does not "
                                      f"improve on the active {o['value']:.4f} (required for a "
                                      "retrained model)"})
+    if label_free and not any(n["evaluator"].split(":")[0] == POOLED for n, _ in shared):
+        failures.append({"evaluator": "-", "metric": "query log",
+                         "short": "no query log to judge a fine-tune by",
+                         "note": "no query log to judge a fine-tune by: the set mined from the "
+                                 "corpus alone does not tell a better fine-tune from a worse "
+                                 "one; a retrain judges fine-tunes on logged searches (retrain."
+                                 "log_min_searches) or on a labelled set (evaluate.beir)"})
     return failures
 
 

@@ -35,6 +35,7 @@ from tasks.quality.evaluate import (
     neighbour_overlap,
 )
 from tasks.quality.extrinsic import clustering, linear_probe, structure
+from tasks.quality.logged import LoggedSet, evaluate_logged, pooled, version_rankings, views_of
 from tasks.quality.mined import MinedSet, evaluate_mined
 
 
@@ -49,6 +50,9 @@ class EvaluateConfig(BaseModel):
     # A set mined from the corpus (see tasks/mined.py); retrains without a labelled set make
     # one and score the active and the candidate model on it.
     mined: Path | None = None
+    # Held-out logged searches with pseudo-labels (see tasks/quality/logged.py): a retrain with
+    # a query log makes one, scores both models on it and pools every label-free view.
+    logged: Path | None = None
     # A `(text, label)` file: a linear probe and a clustering of its texts (tasks/extrinsic.py).
     labels: Path | None = None
     # The WEAT association tests (tasks/bias.py): reported with every evaluation.
@@ -114,8 +118,13 @@ def score_version(candidate: IndexedVersion, config: EvaluateConfig, embedder: E
         v1 = embed_texts(sts.sentences1, embedder, batch_size)
         v2 = embed_texts(sts.sentences2, embedder, batch_size)
         results.append(evaluate_sts(sts.name, v1, v2, sts.scores))
-    if config.mined is not None:
-        results.extend(evaluate_mined(MinedSet.load(config.mined), embedder, batch_size))
+    mined = MinedSet.load(config.mined) if config.mined is not None else None
+    if mined is not None:
+        results.extend(evaluate_mined(mined, embedder, batch_size))
+    if config.logged is not None:
+        results.extend(label_free(candidate, mined, LoggedSet.load(config.logged),
+                                  [e for e in results if e.evaluator.startswith("mined")],
+                                  embedder, batch_size))
     if config.general is not None:
         results.append(evaluate_general(config.general, embedder, batch_size))
     if config.labels is not None:
@@ -136,6 +145,21 @@ def evaluate_general(path: Path, embedder: Embedder, batch_size: int) -> Evaluat
     result = evaluate_sts(sts.name, embed_texts(sts.sentences1, embedder, batch_size),
                           embed_texts(sts.sentences2, embedder, batch_size), sts.scores)
     return replace(result, evaluator=f"general:{sts.name}")
+
+
+def label_free(version: IndexedVersion, mined: MinedSet | None, logged: LoggedSet,
+               mined_views: list[Evaluation], embedder: Embedder, batch_size: int
+               ) -> list[Evaluation]:
+    """The logged set's views of `version` (its held-out searches ranked over the version's
+    chunks), and the gain pooled over them and the mined views (when scored against the
+    active model)."""
+    qids = sorted(logged.queries)
+    run = version_rankings(version, embed_texts([logged.queries[q] for q in qids], embedder,
+                                                batch_size), qids)
+    views = evaluate_logged(logged, run)
+    units, references = views_of(mined, logged)
+    gain = pooled([*mined_views, *views], units, references)
+    return [*views, *([gain] if gain is not None else [])]
 
 
 def labelled(config: EvaluateConfig) -> bool:

@@ -12,17 +12,37 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from tasks.embed.base import EmbedConfig
-from tasks.embed.embedding import load_embedder, version_embedder
+from tasks.embed.embedding import embed_texts, load_embedder, version_embedder
 from tasks.errors import OverBudget, WouldLoseDocuments
+from tasks.index.storage import open_version_index
 from tasks.prep import chain, chunk, clean, load
 from tasks.prep.schema import QUARANTINE
-from tasks.quality.mined import evaluate_mined, mine
+from tasks.quality.logged import (
+    DEPTH,
+    RULES,
+    evaluate_logged,
+    make_logged_set,
+    ranked,
+    reference_pooled,
+    split_log,
+    version_rankings,
+    views_of,
+)
+from tasks.quality.mined import MinedSet, evaluate_mined, mine
 from tasks.quality.scoring import EvaluateConfig, evaluate_general, metric_rows
 from tasks.steps import log
 from tasks.steps.report import now
 from tasks.steps.timing import timed
 from tasks.train import finetune
-from tasks.train.pairs import add_hard_negatives, count_kinds, training_pairs
+from tasks.train.pairs import (
+    Pair,
+    add_hard_negatives,
+    count_kinds,
+    pseudo_relevant,
+    query_log_pairs,
+    training_pairs,
+)
+from warehouse import query_log
 from warehouse.store import Version, Warehouse
 from warehouse.writer import open_writer
 
@@ -70,6 +90,22 @@ def cooldown_left(warehouse: Warehouse, config: finetune.RetrainConfig) -> str |
                         f"{config.min_interval / 3600:.1f} h")
             return None
     return None
+
+
+def no_query_log(warehouse: Warehouse, config: finetune.RetrainConfig, labelled: bool
+                 ) -> str | None:
+    """Why a fine-tune would be pointless (None when it is not): with no labelled set, or
+    with logged searches as its only pairs, it needs `retrain.log_min_searches` distinct
+    logged searches to learn from and to be judged by."""
+    if labelled and set(config.pairs) != {"log"}:
+        return None
+    searches = len(query_log.texts(warehouse, config.log_max_searches))
+    if searches >= config.log_min_searches:
+        return None
+    return (f"no query log: {searches} distinct logged searches, fewer than "
+            f"retrain.log_min_searches {config.log_min_searches}; a label-free fine-tune learns "
+            "from logged searches and is judged on held-out ones (search this warehouse through "
+            "the CLI or the dashboard, or configure evaluate.beir)")
 
 
 def check_budget(warehouse: Warehouse, config: finetune.RetrainConfig) -> float:
@@ -120,6 +156,80 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: chain.Cor
     return path, mined.held_out
 
 
+@task(name="query-log-set", cache_policy=NONE)
+@timed("evaluate")
+def query_log_set(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
+                  config: finetune.RetrainConfig, mined: Path | None, batch_size: int
+                  ) -> tuple[Path | None, list[Pair], int]:
+    """Split the query log into held-out and training searches and pseudo-label both (BM25
+    and the active model, `tasks/train/pairs.pseudo_relevant`); store the held-out set with
+    the active model's scores on it, record those and the active model's pooled score.
+
+    Returns (the stored set's path, training pairs: each training search with the document
+    hybrid search returns first and a hard negative, the number of distinct logged searches);
+    (None, [], n) when fewer than `retrain.log_min_searches` were logged.
+    """
+    texts = query_log.texts(warehouse, config.log_max_searches)
+    if len(texts) < config.log_min_searches:
+        log(f"query log: {len(texts)} distinct searches, fewer than retrain.log_min_searches "
+            f"{config.log_min_searches}: no query-log set")
+        return None, [], len(texts)
+    held, training = split_log(texts, config.log_held_out)
+    documents = corpus.documents
+    doc_ids = documents["doc_id"].to_pylist()
+    doc_texts = dict(zip(doc_ids, documents["text"].to_pylist(), strict=True))
+    searches = {**held, **training}
+    lexical = bm25_rankings(doc_ids, [doc_texts[d] for d in doc_ids], searches)
+    embedder = version_embedder(active)
+    qids = sorted(searches)
+    run = version_rankings(open_version_index(warehouse, active, with_vectors=True),
+                           embed_texts([searches[q] for q in qids], embedder, batch_size), qids)
+    dense = ranked(run)
+    logged = make_logged_set(held, {rule: pseudo_relevant({q: lexical[q] for q in held}, dense,
+                                                          rule) for rule in RULES},
+                             len(training))
+    reference = evaluate_logged(logged, run)
+    logged = logged.with_reference(active.version_id, reference)
+    path = logged.save(warehouse.path / "evalsets" / f"{logged.name}.json")
+    warehouse.location.upload(f"evalsets/{logged.name}.json")
+    mined_set = MinedSet.load(mined) if mined is not None else None
+    _, references = views_of(mined_set, logged)
+    sets = {logged.name, *([mined_set.name] if mined_set is not None else [])}
+    with open_writer(warehouse, lock=False) as writer:
+        writer.record_metrics(active.version_id, metric_rows(
+            [*reference, reference_pooled(references, sets)]))
+    train_lexical = {q: lexical[q] for q in training}
+    positives = pseudo_relevant(train_lexical, dense, "fused")
+    pairs = query_log_pairs(training, positives, doc_texts,
+                            train_lexical if config.hard_negatives else None,
+                            dense if config.hard_negatives else None)
+    log(f"query-log set {logged.name}: {len(held)} held-out searches (pseudo-labelled: "
+        + ", ".join(f"{e.evaluator.split(':')[0]} ndcg@10 {e.metrics['ndcg@10']:.4f}"
+                    for e in reference) + f" for active version {active.version_id}), "
+        f"{len(pairs)} training pairs from {len(training)} searches")
+    return path, pairs, len(texts)
+
+
+def bm25_rankings(doc_ids: list[str], texts: list[str], queries: dict[str, str]
+                  ) -> dict[str, list[str]]:
+    """BM25's document ranking of each query (a temporary DuckDB FTS index over the
+    documents), best first."""
+    import tempfile
+
+    import numpy as np
+
+    from tasks.index.lexical import Bm25, build
+
+    with tempfile.TemporaryDirectory(prefix="embedpipe-bm25-") as tmp:
+        build(Path(tmp), np.arange(len(doc_ids)), texts)
+        bm25 = Bm25(Path(tmp))
+        try:
+            return {q: [doc_ids[int(k)] for k in bm25.search(text, DEPTH)[0]]
+                    for q, text in queries.items()}
+        finally:
+            bm25.close()
+
+
 @task(name="score-general", cache_policy=NONE)
 @timed("evaluate")
 def score_general(warehouse: Warehouse, active: Version, path: Path, batch_size: int) -> None:
@@ -136,16 +246,21 @@ def score_general(warehouse: Warehouse, active: Version, path: Path, batch_size:
 @timed("train")
 def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
                 config: finetune.RetrainConfig, chunk_config: chunk.ChunkConfig,
-                held_out: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+                held_out: list[str] | None = None, log_pairs: list[Pair] | None = None,
+                held_out_searches: int = 0) -> tuple[str, dict[str, Any]]:
     """Fine-tune the active model on pairs mined from `corpus` (never from `held_out`
-    documents); returns (saved path, facts)."""
+    documents) and on `log_pairs` (logged searches, when `retrain.pairs` has "log");
+    returns (saved path, facts)."""
     embedder = version_embedder(active)
     chunking = chain.Chunking(chunk_config, embedder.max_seq_length)
     documents, chunks = chain.chunk_corpus(corpus.documents, embedder.tokenizer, chunking)
     pairs = training_pairs(documents, chunks, config.max_pairs, config.seed,
-                           exclude=set(held_out or []), kinds=config.pairs)
+                           exclude=set(held_out or []),
+                           kinds=[k for k in config.pairs if k != "log"])
     if config.hard_negatives:
         pairs = add_hard_negatives(pairs, embedder)
+    if "log" in config.pairs:
+        pairs = pairs + (log_pairs or [])
     kinds = count_kinds(pairs)
     staging = warehouse.models_dir() / "_training"
     shutil.rmtree(staging, ignore_errors=True)
@@ -161,6 +276,7 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
     log(f"fine-tuned {facts['steps']} steps on {facts['pairs']} pairs in {facts['seconds']} s")
     return str(final), {**facts, "fingerprint": fingerprint, "step_seconds_at_32x256": step,
                         "pairs_by_kind": kinds, "held_out_documents": len(held_out or []),
+                        "held_out_searches": held_out_searches,
                         "recipe": finetune.recipe(config.pairs, config.hard_negatives),
                         "batch_size": config.batch_size,
                         "learning_rate": config.learning_rate}

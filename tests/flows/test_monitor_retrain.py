@@ -1,11 +1,12 @@
 """Drift → retrain with the real model on small corpora, inside Prefect.
 
-Reference: 150 stdlib docstrings (real text made at run time). Drifted batch: cooking notes, a
-different domain. With no labelled set, the retrain mines one from the corpus (held out of
-training) and scores both models on it. The fine-tune here is deliberately destructive (a
-learning rate 25,000 times the default for two steps), so the mined set must show it worse:
-the gate rejects it by that metric, the active version and its index stay as they were, and `gc`
-then frees the rejected model.
+Reference: 150 stdlib docstrings (real text made at run time), searched 60 times (the query
+log). Drifted batch: cooking notes, a different domain. With no labelled set, the retrain mines
+a set from the corpus and holds out half the logged searches (both kept out of training), and
+scores both models on them. The fine-tune here is deliberately destructive (a learning rate
+25,000 times the default for two steps), so the label-free views must show it worse: the gate
+rejects it by them, the active version and its index stay as they were, and `gc` then frees the
+rejected model. Without a query log a label-free fine-tune is not even started.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tasks.embed.base import EmbedConfig
 from tasks.embed.embedding import load_embedder
 from tasks.index.storage import load_version_index
 from tests.conftest import write_jsonl
+from warehouse.query_log import QueryLog, SearchConfig
 from warehouse.store import open as open_warehouse
 
 pytestmark = pytest.mark.slow
@@ -57,10 +59,23 @@ def setup(prefect_harness, tmp_path_factory):
     config = load_config(overrides={
         "warehouse.path": root / "wh", "drift.permutations": 200,
         "retrain.max_steps": 2, "retrain.batch_size": 8, "retrain.max_seq_length": 64,
-        "retrain.learning_rate": 0.5, "evaluate.mined_queries": 40,
+        "retrain.learning_rate": 0.5, "retrain.pairs": ["log", "title", "adjacent"],
+        "retrain.log_min_searches": 40, "evaluate.mined_queries": 40,
         "evaluate.mined_distractors": 100}, environ={})
     assert ingest_corpus(str(reference), config).version_id == 1
+    # The query log: the first sentence of 60 other docstrings, as people would search.
+    searches = QueryLog(open_warehouse(config.warehouse.path), SearchConfig(), "cli")
+    for doc in docs[230:290]:
+        searches.record(searched(doc), 1, "vector", 10, 0.5, 12.0)
+    assert len({searched(d) for d in docs[230:290]}) == SEARCHES
     return config, same, drifted
+
+
+SEARCHES = 60
+
+
+def searched(doc: dict) -> str:
+    return doc["text"].split(".")[0][:200]
 
 
 def test_same_distribution_raises_no_alarm(setup):
@@ -93,6 +108,12 @@ def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
     assert retrain is not None and retrain["strategy"] == "finetune"
     assert retrain["training"]["steps"] == 2
     assert retrain["status"] == "rejected" and "mined:ict-" in retrain["gate"]
+    # Judged on the held-out logged searches too (pseudo-labelled, never trained on): worse.
+    assert re.search(r"log-lexical ndcg@10 -\d\.\d{3} \[-\d\.\d{3}, -\d\.\d{3}\]",
+                     retrain["gate"])
+    logged = json.loads(Path(retrain["query_log_set"]).read_text())
+    assert 15 <= len(logged["queries"]) <= 45 and set(logged["labels"]) == {"lexical", "fused"}
+    assert set(logged["queries"].values()) <= {searched(d) for d in stdlib_docstrings(limit=400)}
     assert retrain["documents"] == 150 + 80  # the whole corpus, not the batch alone
     mined = retrain["evaluation_set"]
     held_out = set(json.loads(Path(mined).read_text())["qrels"]["q0"])
@@ -104,8 +125,14 @@ def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
 
     text = card(wh, candidate)
     assert "## Training" in text and "| held-out documents (never trained on) |" in text
+    assert f"| held-out logged searches (never trained on) | {len(logged['queries'])} |" in text
     pairs = retrain["training"]["pairs_by_kind"]
-    assert sum(pairs.values()) == retrain["training"]["pairs"] and f"{pairs}" != "{}"
+    assert sum(pairs.values()) == retrain["training"]["pairs"]
+    # Training searches gave the pairs (those BM25 found anything for); held-out ones none.
+    trained_on = pairs["logged search->pseudo-relevant document"]
+    assert 0.8 * (SEARCHES - len(logged["queries"])) <= trained_on <= SEARCHES - len(
+        logged["queries"])
+    assert pairs["title->first chunk"] > 0 and pairs["adjacent chunks"] > 0
     assert re.search(r"mined ndcg@10 [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]",
                      candidate.gate["reason"] + " " + candidate.gate["headline"])
     assert candidate.status == "rejected" and candidate.message.startswith("retrain (finetune)")
@@ -123,6 +150,22 @@ def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
                    for m in wh.metrics(v)] if r["evaluator"].startswith("mined:")
                   and r["metric"] == "ndcg@10"}
     assert mined_rows[candidate.version_id] < mined_rows[before.version_id]
+
+
+def test_a_label_free_fine_tune_without_a_query_log_is_skipped(setup):
+    from flows.retrain import retrain
+
+    config, _, _ = setup
+    wh = open_warehouse(config.warehouse.path)
+    versions = len(wh.versions())
+    state = retrain(config, overrides={"retrain.log_min_searches": 1000,
+                                       "retrain.min_interval": 0}, return_state=True)
+    assert state.name == "Skipped"
+    outcome = state.result()
+    assert outcome.status == "skipped" and outcome.gate.startswith(
+        f"no query log: {SEARCHES} distinct logged searches, fewer than "
+        "retrain.log_min_searches 1000")
+    assert len(wh.versions()) == versions  # nothing trained, nothing embedded
 
 
 def test_gc_after_a_rejected_retrain_frees_its_model(setup):
