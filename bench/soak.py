@@ -41,12 +41,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
+from urllib.parse import quote_plus
 from urllib.request import Request, urlopen
 
 from _common import RESULTS, bench_parser, write_result
 
 BIN = Path(sys.executable).parent
-PAGES = ["/", "/versions", "/quality", "/drift", "/search?q={word}", "/metrics"]
+PAGES = ["/", "/versions", "/quality", "/drift", "/search?q={query}", "/metrics"]
 WORDS = ["parse", "socket", "thread", "encode", "file", "path", "date", "regular expression",
          "compress", "dictionary", "iterator", "timeout", "logging", "decimal", "queue"]
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -118,18 +119,23 @@ class Source:
 
 
 class Reader(threading.Thread):
-    """Requests a dashboard page, a search or /metrics every 2 s; keeps (time, page, ms, ok)."""
+    """Requests a dashboard page, a search or /metrics every 2 s; keeps (time, page, ms, ok).
 
-    def __init__(self, base: str) -> None:
+    Searches are a word, or the first words of a docstring (as someone would paraphrase what
+    they look for): a few hundred distinct searches in the log, what a served retrain learns
+    from and is judged on (`retrain.log_min_searches`)."""
+
+    def __init__(self, base: str, phrases: list[str] | None = None) -> None:
         super().__init__(daemon=True)
         self.base, self.stop = base, threading.Event()
+        self.queries = WORDS + (phrases or [])
         self.seen: list[tuple[float, str, float, bool]] = []
 
     def run(self) -> None:
         rng = random.Random(1)
         while not self.stop.wait(2.0):
             page = rng.choice(PAGES)
-            url = self.base + page.format(word=rng.choice(WORDS).replace(" ", "+"))
+            url = self.base + page.format(query=quote_plus(rng.choice(self.queries)))
             started = time.monotonic()
             try:
                 with urlopen(Request(url), timeout=30) as response:
@@ -395,7 +401,8 @@ def main() -> None:
     serve = start([str(BIN / "embedpipe"), "serve", "--port", str(port), "--warehouse",
                    str(work / "wh")], env, work / "serve.log")
     roots = [serve]
-    reader = Reader(f"http://127.0.0.1:{dash_port}")
+    reader = Reader(f"http://127.0.0.1:{dash_port}",
+                    [" ".join(d["text"].split()[:8]) for d in source.corpus])
     samples: list[dict[str, Any]] = []
     runs: dict[str, dict[str, str]] = {}
     try:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.embed.base import resolve_model
+from tasks.errors import EmptyCorpus
 from tasks.train.pairs import PAIR_KINDS, Pair, mine_pairs, recipe
 
 __all__ = ["PAIR_KINDS", "Pair", "RetrainConfig", "finetune", "mine_pairs", "recipe"]
@@ -125,6 +126,9 @@ def finetune(model_location: str, pairs: list[tuple[str, str]] | list[Pair],
         rows = [r for r in rows if r.negative]
         columns = {"anchor": [r.anchor for r in rows], "positive": [r.positive for r in rows],
                    "negative": [str(r.negative) for r in rows]}
+    if len(rows) < 2:
+        raise EmptyCorpus(f"{len(rows)} training pairs: nothing to fine-tune on (retrain.pairs "
+                          f"{list(config.pairs)})")
     dataset = Dataset.from_dict(columns)
     bf16 = config.bf16 if config.bf16 is not None else (
         device != "cpu" or native_bf16(cpu_flags()))
@@ -138,7 +142,9 @@ def finetune(model_location: str, pairs: list[tuple[str, str]] | list[Pair],
 
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "_trainer"), max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        # A batch no larger than the pairs (whole batches only: a short log still trains).
+        per_device_train_batch_size=min(config.batch_size, len(rows)),
+        learning_rate=config.learning_rate,
         warmup_steps=0, seed=config.seed, report_to=[], save_strategy="no",
         logging_steps=max(1, config.max_steps // 5), use_cpu=device == "cpu", disable_tqdm=True,
         dataloader_drop_last=True, bf16=bf16)
