@@ -84,8 +84,8 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
             evaluate = config.evaluate.model_copy(update={"mined": mined})
         logged, log_pairs = None, list[steps.Pair]()
         if not labelled(config.evaluate) or (finetuned and "log" in config.retrain.pairs):
-            logged, log_pairs, _ = steps.query_log_set(warehouse, active, corpus, config.retrain,
-                                                       mined, config.embed.batch_size)
+            logged, log_pairs, _ = steps.query_log_set(warehouse, active, config.retrain, mined,
+                                                       config.embed.batch_size)
             evaluate = evaluate.model_copy(update={"logged": logged})
         if config.retrain.general_sts is not None:  # the guard: the active model scored too
             steps.score_general(warehouse, active, config.retrain.general_sts,

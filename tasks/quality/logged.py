@@ -45,6 +45,10 @@ class LoggedSet:
     queries: dict[str, str]  # held-out search id -> text (never trained on)
     labels: dict[str, dict[str, str]]  # rule -> {search id: pseudo-relevant doc id}
     training: int = 0  # searches left for training pairs
+    # The documents the searches were ranked over (the active version's): a candidate is
+    # ranked over the same ones, so documents only it holds (a retrain's new batch) neither
+    # help nor hurt it. Empty: all of them.
+    documents: list[str] = field(default_factory=list)
     # The active model's nDCG@10 per search and view (what a candidate is paired against).
     reference: dict[str, dict[str, float]] = field(default_factory=dict)
     reference_version: int | None = None
@@ -81,10 +85,12 @@ def split_log(texts: list[str], held_out_share: float) -> tuple[dict[str, str], 
     return held, training
 
 
-def make_logged_set(queries: dict[str, str], labels: dict[str, dict[str, str]], training: int
-                    ) -> LoggedSet:
-    digest = hashlib.sha256(json.dumps([queries, labels], sort_keys=True).encode())
-    return LoggedSet(f"log-{digest.hexdigest()[:10]}", queries, labels, training)
+def make_logged_set(queries: dict[str, str], labels: dict[str, dict[str, str]], training: int,
+                    documents: list[str] | None = None) -> LoggedSet:
+    digest = hashlib.sha256(json.dumps([queries, labels, documents or []], sort_keys=True
+                                       ).encode())
+    return LoggedSet(f"log-{digest.hexdigest()[:10]}", queries, labels, training,
+                     sorted(documents or []))
 
 
 def document_rankings(query_vectors: np.ndarray, chunk_vectors: np.ndarray,
@@ -197,8 +203,12 @@ def views_of(mined: MinedSet | None, logged: LoggedSet | None
     return units, references
 
 
-def version_rankings(version: IndexedVersion, query_vectors: np.ndarray, qids: list[str]
-                     ) -> dict[str, dict[str, float]]:
-    """`document_rankings` over a version's own chunk vectors."""
-    return document_rankings(query_vectors, version.vectors[version.labels],
-                             dict(enumerate(version.rows.doc_id)), qids)
+def version_rankings(version: IndexedVersion, query_vectors: np.ndarray, qids: list[str],
+                     documents: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """`document_rankings` over a version's own chunk vectors (of `documents` only, if given)."""
+    doc_of = list(version.rows.doc_id)
+    rows = np.arange(len(doc_of))
+    if documents:
+        rows = rows[np.isin(np.array(doc_of, dtype=object), np.array(documents, dtype=object))]
+    return document_rankings(query_vectors, version.vectors[version.labels[rows]],
+                             {i: doc_of[r] for i, r in enumerate(rows.tolist())}, qids)

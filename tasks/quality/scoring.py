@@ -155,7 +155,7 @@ def label_free(version: IndexedVersion, mined: MinedSet | None, logged: LoggedSe
     active model)."""
     qids = sorted(logged.queries)
     run = version_rankings(version, embed_texts([logged.queries[q] for q in qids], embedder,
-                                                batch_size), qids)
+                                                batch_size), qids, logged.documents)
     views = evaluate_logged(logged, run)
     units, references = views_of(mined, logged)
     gain = pooled([*mined_views, *views], units, references)

@@ -158,9 +158,8 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: chain.Cor
 
 @task(name="query-log-set", cache_policy=NONE)
 @timed("evaluate")
-def query_log_set(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
-                  config: finetune.RetrainConfig, mined: Path | None, batch_size: int
-                  ) -> tuple[Path | None, list[Pair], int]:
+def query_log_set(warehouse: Warehouse, active: Version, config: finetune.RetrainConfig,
+                  mined: Path | None, batch_size: int) -> tuple[Path | None, list[Pair], int]:
     """Split the query log into held-out and training searches and pseudo-label both (BM25
     and the active model, `tasks/train/pairs.pseudo_relevant`); store the held-out set with
     the active model's scores on it, record those and the active model's pooled score.
@@ -175,7 +174,7 @@ def query_log_set(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
             f"{config.log_min_searches}: no query-log set")
         return None, [], len(texts)
     held, training = split_log(texts, config.log_held_out)
-    documents = corpus.documents
+    documents = warehouse.documents(active)  # what both models are judged over (not the batch)
     doc_ids = documents["doc_id"].to_pylist()
     doc_texts = dict(zip(doc_ids, documents["text"].to_pylist(), strict=True))
     searches = {**held, **training}
@@ -187,7 +186,7 @@ def query_log_set(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
     dense = ranked(run)
     logged = make_logged_set(held, {rule: pseudo_relevant({q: lexical[q] for q in held}, dense,
                                                           rule) for rule in RULES},
-                             len(training))
+                             len(training), doc_ids)
     reference = evaluate_logged(logged, run)
     logged = logged.with_reference(active.version_id, reference)
     path = logged.save(warehouse.path / "evalsets" / f"{logged.name}.json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from tasks.quality.base import Evaluation
@@ -11,6 +13,7 @@ from tasks.quality.logged import (
     make_logged_set,
     pooled,
     split_log,
+    version_rankings,
     views_of,
 )
 from tasks.quality.mined import MinedSet
@@ -49,6 +52,12 @@ def test_documents_rank_by_their_best_chunk():
     run = document_rankings(np.array([[1, 0]], dtype=np.float32), chunks,
                             {0: "x", 1: "y", 2: "x", 3: "z"}, ["q"], depth=3)
     assert list(run["q"]) == ["x", "y", "z"] and run["q"]["x"] == 1.0
+    # A version's chunks, restricted to the documents the set was ranked over (a retrain's
+    # new batch, here "y", neither helps nor hurts the candidate).
+    version = SimpleNamespace(rows=SimpleNamespace(doc_id=["x", "y", "x", "z"]),
+                              labels=np.array([0, 1, 2, 3]), vectors=chunks)
+    kept = version_rankings(version, np.array([[1, 0]], dtype=np.float32), ["q"], ["x", "z"])
+    assert list(kept["q"]) == ["x", "z"]
 
 
 def test_views_score_the_gain_over_the_active_model_with_its_interval():
