@@ -75,7 +75,13 @@ from tasks.train.pairs import (
 )
 
 RetrainConfig = finetune.RetrainConfig
-R = RetrainConfig
+
+
+def R(**settings: float) -> RetrainConfig:
+    """A recipe defined by its steps (no cap on passes over the pairs, unlike the default)."""
+    return RetrainConfig(max_epochs=None, **settings)  # type: ignore[arg-type]
+
+
 LOG_HELD_OUT = 400
 DEPTH = 100
 # name -> (pair kinds, hard negatives, pseudo-label rule of "log" pairs, training config);
@@ -297,7 +303,8 @@ def main() -> None:
                     positives = pseudo_relevant(sub, dense_train, rule)
                     pairs = pairs + query_log_pairs(log, positives, texts,
                                                     sub if hard else None,
-                                                    dense_train if hard else None)
+                                                    dense_train if hard else None,
+                                                    exclude=set(mined.held_out))
                 training = finetune.finetune(active.location, pairs, config, work / name,
                                              device=args.device)
                 training["recipe"] = {"kinds": kinds, "hard_negatives": hard,

@@ -85,8 +85,9 @@ def retrain(config: EmbedpipeConfig | None = None, source: str | None = None,
         logged, log_pairs = None, list[steps.Pair]()
         if not labelled(config.evaluate) or (finetuned and "log" in config.retrain.pairs):
             logged, log_pairs, _ = steps.query_log_set(warehouse, active, config.retrain, mined,
-                                                       config.embed.batch_size)
-            evaluate = evaluate.model_copy(update={"logged": logged})
+                                                       config.embed.batch_size, held_out)
+            if not labelled(config.evaluate):  # with a labelled set, the gate decides on it
+                evaluate = evaluate.model_copy(update={"logged": logged})
         if config.retrain.general_sts is not None:  # the guard: the active model scored too
             steps.score_general(warehouse, active, config.retrain.general_sts,
                                 config.embed.batch_size)

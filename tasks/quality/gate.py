@@ -8,7 +8,10 @@ Output: a `GateDecision` naming every failure. Two kinds of checks:
   ones). A version that fails these is broken whatever the active one scores.
 - relative, against the active version: every shared metric that declares a direction may not
   regress beyond its tolerance; with `require_improvement` (retrained models) every shared
-  labelled primary metric must strictly improve.
+  labelled primary metric must strictly improve. Label-free views (the mined set, held-out
+  logged searches: evaluations that recorded a paired gain interval) are judged by their
+  intervals instead: none may be wholly below zero, and a retrained model needs the gain pooled
+  over all of them to clear zero (`POOLED`, `tasks/quality/logged.py`).
 """
 
 from __future__ import annotations

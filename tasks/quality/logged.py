@@ -69,8 +69,9 @@ class LoggedSet:
 
 def split_log(texts: list[str], held_out_share: float) -> tuple[dict[str, str], dict[str, str]]:
     """(held-out searches, training searches) of distinct logged texts, ids `l<hash>`. A text's
-    side is decided by its hash alone, so a search never moves from training to held out as
-    the log grows (a model never judged on what it trained on).
+    side is decided by the hash of its case-folded words alone, so a search never moves from
+    training to held out as the log grows, nor has a variant (case, spacing) on the other side:
+    a model is never judged on what it trained on.
 
     >>> held, train = split_log([f"query {i}" for i in range(1000)], 0.4)
     >>> 350 < len(held) < 450, len(held) + len(train), not set(held) & set(train)
@@ -79,9 +80,9 @@ def split_log(texts: list[str], held_out_share: float) -> tuple[dict[str, str], 
     held: dict[str, str] = {}
     training: dict[str, str] = {}
     for text in sorted(dict.fromkeys(texts)):
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = hashlib.sha256(" ".join(text.casefold().split()).encode()).hexdigest()
         side = held if int(digest[:8], 16) < held_out_share * 16**8 else training
-        side[f"l{digest[:12]}"] = text
+        side.setdefault(f"l{digest[:12]}", text)  # variants of one search: the first kept
     return held, training
 
 

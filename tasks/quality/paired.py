@@ -79,6 +79,7 @@ def pooled_bootstrap(views: Sequence[tuple[Mapping[str, float], Mapping[str, flo
     (candidate per query, reference per query, unit of each query), and queries of one unit move
     together (a held-out document's sentence and title queries; one logged search judged by two
     pseudo-labels), so views that share units are not counted as independent evidence.
+    `queries` of the result counts units.
 
     >>> a = ({"q1": 1.0, "q2": 0.5}, {"q1": 0.5, "q2": 0.5}, {"q1": "d1", "q2": "d2"})
     >>> pooled_bootstrap([a, a]).mean
@@ -86,28 +87,30 @@ def pooled_bootstrap(views: Sequence[tuple[Mapping[str, float], Mapping[str, flo
     """
     units = sorted({u for _, _, unit in views for u in unit.values()})
     position = {u: i for i, u in enumerate(units)}
-    prepared = []
+    sums, sizes, points = [], [], []  # per view: difference summed per unit, queries per unit
     for candidate, reference, unit in views:
         shared = sorted(set(candidate) & set(reference) & set(unit))
         if shared:
-            prepared.append((np.array([candidate[q] - reference[q] for q in shared]),
-                             np.array([position[unit[q]] for q in shared])))
-    if not prepared:
+            at = np.array([position[unit[q]] for q in shared])
+            diffs = np.array([candidate[q] - reference[q] for q in shared])
+            sums.append(np.bincount(at, diffs, len(units)))
+            sizes.append(np.bincount(at, None, len(units)).astype(float))
+            points.append(float(diffs.mean()))
+    if not points:
         return Interval(0.0, 0.0, 0.0, 0, level)
     rng = np.random.default_rng(seed)
-    # counts[r, u]: how often unit u is drawn in resample r (all units drawn together).
-    draws = rng.integers(0, len(units), size=(resamples, len(units)))
-    counts = np.zeros((resamples, len(units)))
-    np.add.at(counts, (np.arange(resamples)[:, None], draws), 1)
-    view_means = []
-    for diffs, at in prepared:
-        weights = counts[:, at]
-        total = weights.sum(axis=1)
-        view_means.append(np.where(total > 0, (weights * diffs).sum(axis=1)
-                                   / np.maximum(total, 1), diffs.mean()))
-    means = np.mean(view_means, axis=0)
+    weights_s, weights_n = np.stack(sums, axis=1), np.stack(sizes, axis=1)  # units x views
+    means = np.empty(resamples)
+    for start in range(0, resamples, 500):  # counts[r, u]: draws of unit u in resample r
+        n = min(500, resamples - start)
+        counts = np.zeros((n, len(units)))
+        np.add.at(counts, (np.repeat(np.arange(n), len(units)),
+                           rng.integers(0, len(units), size=n * len(units))), 1)
+        totals = counts @ weights_n
+        view_means = np.where(totals > 0, (counts @ weights_s) / np.maximum(totals, 1),
+                              np.array(points))
+        means[start:start + n] = view_means.mean(axis=1)
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    point = float(np.mean([d.mean() for d, _ in prepared]))
-    return Interval(round(point, 4), round(float(low), 4), round(float(high), 4),
-                    sum(len(d) for d, _ in prepared), level)
+    return Interval(round(float(np.mean(points)), 4), round(float(low), 4),
+                    round(float(high), 4), len(units), level)

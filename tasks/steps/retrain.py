@@ -103,9 +103,11 @@ def no_query_log(warehouse: Warehouse, config: finetune.RetrainConfig, labelled:
     if searches >= config.log_min_searches:
         return None
     return (f"no query log: {searches} distinct logged searches, fewer than "
-            f"retrain.log_min_searches {config.log_min_searches}; a label-free fine-tune learns "
-            "from logged searches and is judged on held-out ones (search this warehouse through "
-            "the CLI or the dashboard, or configure evaluate.beir)")
+            f"retrain.log_min_searches {config.log_min_searches}; " + (
+                "retrain.pairs has only logged searches to train on" if labelled else
+                "a label-free fine-tune learns from logged searches and is judged on held-out "
+                "ones") + " (search this warehouse through the CLI or the dashboard"
+            + ("" if labelled else ", or configure evaluate.beir") + ")")
 
 
 def check_budget(warehouse: Warehouse, config: finetune.RetrainConfig) -> float:
@@ -159,7 +161,8 @@ def mine_evaluation_set(warehouse: Warehouse, active: Version, corpus: chain.Cor
 @task(name="query-log-set", cache_policy=NONE)
 @timed("evaluate")
 def query_log_set(warehouse: Warehouse, active: Version, config: finetune.RetrainConfig,
-                  mined: Path | None, batch_size: int) -> tuple[Path | None, list[Pair], int]:
+                  mined: Path | None, batch_size: int, held_out: list[str] | None = None
+                  ) -> tuple[Path | None, list[Pair], int]:
     """Split the query log into held-out and training searches and pseudo-label both (BM25
     and the active model, `tasks/train/pairs.pseudo_relevant`); store the held-out set with
     the active model's scores on it, record those and the active model's pooled score.
@@ -201,7 +204,8 @@ def query_log_set(warehouse: Warehouse, active: Version, config: finetune.Retrai
     positives = pseudo_relevant(train_lexical, dense, "fused")
     pairs = query_log_pairs(training, positives, doc_texts,
                             train_lexical if config.hard_negatives else None,
-                            dense if config.hard_negatives else None)
+                            dense if config.hard_negatives else None,
+                            exclude=set(held_out or []))  # the mined set's documents
     log(f"query-log set {logged.name}: {len(held)} held-out searches (pseudo-labelled: "
         + ", ".join(f"{e.evaluator.split(':')[0]} ndcg@10 {e.metrics['ndcg@10']:.4f}"
                     for e in reference) + f" for active version {active.version_id}), "
@@ -259,7 +263,9 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
     if config.hard_negatives:
         pairs = add_hard_negatives(pairs, embedder)
     if "log" in config.pairs:
-        pairs = pairs + (log_pairs or [])
+        pairs = pairs + [p for p in log_pairs or [] if p.doc_id not in set(held_out or [])]
+    if any(p.negative for p in pairs):  # triples only: a pair without a negative is not trained
+        pairs = [p for p in pairs if p.negative]
     kinds = count_kinds(pairs)
     staging = warehouse.models_dir() / "_training"
     shutil.rmtree(staging, ignore_errors=True)

@@ -8,6 +8,7 @@ besides a mined hard negative per pair (MultipleNegativesRankingLoss).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -47,6 +48,9 @@ class RetrainConfig(BaseModel):
     # until a retrain of this warehouse measured its own (13 s measured on 2 cores).
     step_seconds_at_32x256: float = Field(13.0, gt=0)
     batch_size: int = Field(32, ge=2)  # in-batch negatives: batch_size - 1 per pair
+    # Passes over the pairs at most (None: max_steps decides alone): 48 steps are four passes
+    # over 400 searches, but thirty over the 50 training searches of a 100-search log.
+    max_epochs: float | None = Field(4.0, gt=0)
     learning_rate: float = Field(2e-5, gt=0)
     max_pairs: int = Field(5000, ge=2)
     max_seq_length: int = Field(128, ge=16)  # training truncation; short keeps CPU steps cheap
@@ -129,6 +133,9 @@ def finetune(model_location: str, pairs: list[tuple[str, str]] | list[Pair],
     if len(rows) < 2:
         raise EmptyCorpus(f"{len(rows)} training pairs: nothing to fine-tune on (retrain.pairs "
                           f"{list(config.pairs)})")
+    batch = min(config.batch_size, len(rows))
+    steps = config.max_steps if config.max_epochs is None else max(1, min(
+        config.max_steps, math.ceil(config.max_epochs * (len(rows) // batch))))
     dataset = Dataset.from_dict(columns)
     bf16 = config.bf16 if config.bf16 is not None else (
         device != "cpu" or native_bf16(cpu_flags()))
@@ -141,12 +148,12 @@ def finetune(model_location: str, pairs: list[tuple[str, str]] | list[Pair],
             return control
 
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir / "_trainer"), max_steps=config.max_steps,
+        output_dir=str(output_dir / "_trainer"), max_steps=steps,
         # A batch no larger than the pairs (whole batches only: a short log still trains).
-        per_device_train_batch_size=min(config.batch_size, len(rows)),
+        per_device_train_batch_size=batch,
         learning_rate=config.learning_rate,
         warmup_steps=0, seed=config.seed, report_to=[], save_strategy="no",
-        logging_steps=max(1, config.max_steps // 5), use_cpu=device == "cpu", disable_tqdm=True,
+        logging_steps=max(1, steps // 5), use_cpu=device == "cpu", disable_tqdm=True,
         dataloader_drop_last=True, bf16=bf16)
     loss = (CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
             if config.mini_batch_size else MultipleNegativesRankingLoss(model))

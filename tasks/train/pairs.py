@@ -173,16 +173,21 @@ def pseudo_relevant(lexical: dict[str, list[str]], dense: dict[str, list[str]], 
 
 def query_log_pairs(queries: dict[str, str], positives: dict[str, str], texts: dict[str, str],
                     lexical: dict[str, list[str]] | None = None,
-                    dense: dict[str, list[str]] | None = None, skip: int = 3) -> list[Pair]:
+                    dense: dict[str, list[str]] | None = None, skip: int = 3,
+                    exclude: set[str] | None = None) -> list[Pair]:
     """Logged searches paired with their pseudo-relevant document (`pseudo_relevant`); with
     both rankings, each also gets a hard negative: the active model's best other document that
-    BM25 does not also place in its top `skip` (likely relevant too, not a negative)."""
+    BM25 does not also place in its top `skip` (likely relevant too, not a negative).
+    Documents in `exclude` (held out for evaluation) are never a positive or a negative."""
+    exclude = exclude or set()
     pairs = []
     for q in sorted(positives):
         doc = positives[q]
+        if doc in exclude:
+            continue
         negative = None
         if lexical is not None and dense is not None:
-            likely = set(lexical.get(q, [])[:skip]) | {doc}
+            likely = set(lexical.get(q, [])[:skip]) | {doc} | exclude
             negative = next((texts[d] for d in dense.get(q, []) if d not in likely), None)
         pairs.append(Pair("log", doc, queries[q], texts[doc], negative))
     return pairs

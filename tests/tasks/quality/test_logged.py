@@ -26,6 +26,8 @@ def test_the_split_keeps_a_search_on_its_side_as_the_log_grows():
     held, training = split_log(first, 0.5)
     assert len(held) + len(training) == 6 and not set(held.values()) & set(training.values())
     assert split_log(first * 2, 0.5) == (held, training)  # repeats are one search
+    variants = split_log(["Parse JSON", "parse  json", "parse json"], 0.5)
+    assert len(variants[0]) + len(variants[1]) == 1  # case and spacing: one search, one side
     grown_held, grown_training = split_log([*first, *(f"q{i}" for i in range(200))], 0.5)
     # A search never moves sides: it is decided by the text's hash, not by its arrival.
     assert held.items() <= grown_held.items() and training.items() <= grown_training.items()
@@ -45,6 +47,10 @@ def test_pseudo_labels_and_hard_negatives_skip_what_bm25_also_ranks_high():
     # a: d2 and d3 are in BM25's top 3 (likely relevant too): the negative is d9.
     assert [(p.kind, p.anchor, p.positive, p.negative) for p in pairs] == [
         ("log", "query a", "text 1", "text 9"), ("log", "query b", "text 5", "text 8")]
+    # Held-out documents (the mined set's) are never a positive or a negative.
+    kept = query_log_pairs({"a": "query a", "b": "query b"}, {"a": "d1", "b": "d5"}, texts,
+                           lexical, dense, exclude={"d1", "d8"})
+    assert [(p.anchor, p.negative) for p in kept] == [("query b", None)]
 
 
 def test_documents_rank_by_their_best_chunk():
