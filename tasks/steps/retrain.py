@@ -43,6 +43,7 @@ from tasks.train.pairs import (
     training_pairs,
 )
 from warehouse import query_log
+from warehouse.errors import IndexMismatch
 from warehouse.store import Version, Warehouse
 from warehouse.writer import open_writer
 
@@ -176,6 +177,11 @@ def query_log_set(warehouse: Warehouse, active: Version, config: finetune.Retrai
         log(f"query log: {len(texts)} distinct searches, fewer than retrain.log_min_searches "
             f"{config.log_min_searches}: no query-log set")
         return None, [], len(texts)
+    try:
+        indexed = open_version_index(warehouse, active, with_vectors=True)
+    except IndexMismatch as exc:
+        log(f"query log: the active version's index does not open ({exc}): no query-log set")
+        return None, [], len(texts)
     held, training = split_log(texts, config.log_held_out)
     documents = warehouse.documents(active)  # what both models are judged over (not the batch)
     doc_ids = documents["doc_id"].to_pylist()
@@ -184,8 +190,8 @@ def query_log_set(warehouse: Warehouse, active: Version, config: finetune.Retrai
     lexical = bm25_rankings(doc_ids, [doc_texts[d] for d in doc_ids], searches)
     embedder = version_embedder(active)
     qids = sorted(searches)
-    run = version_rankings(open_version_index(warehouse, active, with_vectors=True),
-                           embed_texts([searches[q] for q in qids], embedder, batch_size), qids)
+    run = version_rankings(indexed, embed_texts([searches[q] for q in qids], embedder,
+                                                batch_size), qids)
     dense = ranked(run)
     logged = make_logged_set(held, {rule: pseudo_relevant({q: lexical[q] for q in held}, dense,
                                                           rule) for rule in RULES},
