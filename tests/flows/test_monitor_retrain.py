@@ -128,10 +128,10 @@ def test_drift_triggers_a_retrain_that_the_gate_rejects(setup):
     assert f"| held-out logged searches (never trained on) | {len(logged['queries'])} |" in text
     pairs = retrain["training"]["pairs_by_kind"]
     assert sum(pairs.values()) == retrain["training"]["pairs"]
-    # Training searches gave the pairs (those BM25 found anything for); held-out ones none.
+    # Training searches gave the pairs; held-out ones none. Fewer than the training searches:
+    # a search whose pseudo-relevant document is held out for the mined set gives no pair.
     trained_on = pairs["logged search->pseudo-relevant document"]
-    assert 0.8 * (SEARCHES - len(logged["queries"])) <= trained_on <= SEARCHES - len(
-        logged["queries"])
+    assert SEARCHES / 4 <= trained_on <= SEARCHES - len(logged["queries"])
     assert pairs["title->first chunk"] > 0 and pairs["adjacent chunks"] > 0
     assert re.search(r"mined ndcg@10 [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]",
                      candidate.gate["reason"] + " " + candidate.gate["headline"])
