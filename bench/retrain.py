@@ -57,9 +57,11 @@ from tasks.quality.evaluate import retrieval_metrics
 from tasks.quality.gate import GateConfig, judge
 from tasks.quality.logged import (
     RULES,
+    document_rankings,
     evaluate_logged,
     make_logged_set,
     pooled,
+    ranked,
     reference_pooled,
     views_of,
 )
@@ -124,19 +126,9 @@ def doc_text(d: dict) -> str:
 
 
 def rankings(query_vectors: np.ndarray, doc_vectors: np.ndarray, qids: list[str],
-             doc_ids: list[str], depth: int = DEPTH) -> dict[str, dict[str, float]]:
-    """Exact search: per query, its `depth` best documents with scores."""
-    run = {}
-    for start in range(0, len(qids), 256):
-        scores = query_vectors[start:start + 256] @ doc_vectors.T
-        top = np.argsort(-scores, axis=1)[:, :depth]
-        for row, q in enumerate(qids[start:start + 256]):
-            run[q] = {doc_ids[j]: float(scores[row, j]) for j in top[row]}
-    return run
-
-
-def ordered(run: dict[str, dict[str, float]]) -> dict[str, list[str]]:
-    return {q: sorted(docs, key=lambda d: (-docs[d], d)) for q, docs in run.items()}
+             doc_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Exact search over whole documents: per query, its best documents with scores."""
+    return document_rankings(query_vectors, doc_vectors, dict(enumerate(doc_ids)), qids)
 
 
 def lexical_rankings(docs: list[dict], queries: dict[str, str], cache: Path | None
@@ -160,7 +152,7 @@ def lexical_rankings(docs: list[dict], queries: dict[str, str], cache: Path | No
 
 def overlap_at_10(run: dict[str, dict[str, float]], reference: dict[str, list[str]]) -> float:
     """Mean share of the active model's top 10 the candidate also returns in its top 10."""
-    mine_ = ordered(run)
+    mine_ = ranked(run)
     return round(float(np.mean([len(set(mine_[q][:10]) & set(reference[q][:10])) / 10
                                 for q in reference])), 4)
 
@@ -242,7 +234,7 @@ def main() -> None:
     base = score(active)
     reference_mined = base["mined"]
     mined = mined.with_reference(0, {q: v for e in reference_mined for q, v in e.per_query.items()})
-    dense_eval = ordered(base["log_run"])
+    dense_eval = ranked(base["log_run"])
     logged = make_logged_set({q: log[q] for q in log_eval}, {
         rule: pseudo_relevant({q: lexical[q] for q in log_eval}, dense_eval, rule)
         for rule in RULES}, len(log_train))
@@ -296,7 +288,7 @@ def main() -> None:
                     pairs = negatives_cache[key]
                 if "log" in kinds:
                     if dense_train is None:
-                        dense_train = ordered(rankings(
+                        dense_train = ranked(rankings(
                             embed_texts([log[q] for q in log_train], active, args.batch),
                             base["doc_vectors"], log_train, doc_ids))
                     sub = {q: lexical[q] for q in log_train}

@@ -269,7 +269,8 @@ def train_model(warehouse: Warehouse, active: Version, corpus: chain.Corpus,
     if config.hard_negatives:
         pairs = add_hard_negatives(pairs, embedder)
     if "log" in config.pairs:
-        pairs = pairs + [p for p in log_pairs or [] if p.doc_id not in set(held_out or [])]
+        excluded = set(held_out or [])
+        pairs = pairs + [p for p in log_pairs or [] if p.doc_id not in excluded]
     if any(p.negative for p in pairs):  # triples only: a pair without a negative is not trained
         pairs = [p for p in pairs if p.negative]
     kinds = count_kinds(pairs)
