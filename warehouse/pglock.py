@@ -83,7 +83,22 @@ def advisory_lock(catalog: str, name: str, wait_seconds: float = 0.0) -> Iterato
             time.sleep(0.2)
         yield
     finally:
-        con.close()  # ending the session releases the lock
+        _release(con, key)
+
+
+def _release(con: Any, key: int) -> None:
+    """Unlock, then close. Closing alone frees the lock only once the server has processed the
+    disconnect, which a loaded server may not have done when this process takes the lock again
+    (CI: "locked by another writer: pid ?"); the unlock returns once the lock is free. A lost
+    connection has released it already."""
+    import psycopg
+
+    try:
+        con.execute("SELECT pg_advisory_unlock(%s)", [key])
+    except psycopg.Error:
+        pass
+    finally:
+        con.close()
 
 
 def _held_message(con: Any, key: int, name: str) -> str:

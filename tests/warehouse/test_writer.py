@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import uuid
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from tasks.embed.embedding import vectors_table
 from tasks.prep.schema import CHUNKS, DOCUMENTS, QUARANTINE
+from tests.servers import create_database
 from warehouse.errors import MixedModels, NoActiveVersion, VersionNotFound, WarehouseLocked
 from warehouse.lock import writer_lock
+from warehouse.pglock import advisory_lock
 from warehouse.store import Warehouse
 from warehouse.writer import Changes, VersionDraft, open_writer
 
@@ -155,3 +162,22 @@ def test_a_lock_free_write_retries_while_another_writer_commits():
     with pytest.raises(duckdb.TransactionException):
         retrying(broken)
     assert len(attempts) == 1
+
+
+@pytest.mark.postgres
+def test_a_released_advisory_lock_is_free_at_once_on_a_slow_server(postgres_url):
+    """CI failed test_gc_expires_unpinned_old_versions_and_their_files[postgres] with "locked by
+    another writer: pid ? on ?": the lock was released by closing its connection, which the
+    loaded server had not yet processed when the same process opened the next writer. Here the
+    lock connection's backend is stopped for a second as the first writer ends."""
+    import psycopg
+
+    url = create_database(postgres_url, f"lake_{uuid.uuid4().hex[:12]}")
+    with psycopg.connect(url, autocommit=True) as admin:
+        with advisory_lock(url, "/lake"):
+            (pid,), = admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name "
+                                    "LIKE 'embedpipe-writer%'").fetchall()
+            os.kill(pid, signal.SIGSTOP)
+            threading.Timer(1.0, os.kill, [pid, signal.SIGCONT]).start()
+        with advisory_lock(url, "/lake"):  # wait_seconds 0: fails at once if still held
+            pass
