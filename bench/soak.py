@@ -7,8 +7,8 @@ What runs (all on 127.0.0.1, under a fresh work directory):
   documents edited, added, dropped), monitor every minute over a batch that is in-domain most of
   the time and out of domain for 4 minutes every 20 (a drift episode: the served 2-of-3 alarm
   rule fires the retrain), gc every 15 minutes keeping 3 versions, a retrain cooldown of 15
-  minutes, and Prefect's run retention at its minimum (an hour, checked every 5 minutes) so the
-  soak sees it act;
+  minutes, and Prefect's retention of runs and events at an hour (checked every 5 minutes) so
+  the soak sees it act;
 - `embedpipe dashboard` over the same warehouse, and a reader requesting one of its pages, a
   search or /metrics every 2 seconds.
 Sampled every minute: RSS, open files and threads of every long-lived process it started (the
@@ -292,8 +292,10 @@ def environment(work: Path, source: Source, args: Any) -> dict[str, str]:
            "EMBEDPIPE_DEPLOY_GC_CRON": f"*/{args.gc_every} * * * *",
            "EMBEDPIPE_DEPLOY_GC_KEEP": "3",
            "EMBEDPIPE_RETRAIN__MIN_INTERVAL": str(args.cooldown_minutes * 60),
-           # Prefect's retention at the minimum it accepts, checked every 5 minutes.
+           # Prefect's retention of runs at the minimum it accepts, and of events the same,
+           # checked every 5 minutes: its database should stop growing after the first hour.
            "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": "3660",
+           "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": "3660",
            "PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS": "300"}
     env.pop("PREFECT_API_URL", None)
     return env

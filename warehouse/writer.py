@@ -87,11 +87,17 @@ def retrying(write: Callable[[], Any], seconds: float = BUSY_SECONDS) -> Any:
         try:
             return write()
         except duckdb.TransactionException as exc:
-            text = str(exc).lower()
-            if not ("locked" in text or "conflict" in text) or time.monotonic() > deadline:
+            if not busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
+
+
+def busy(exc: BaseException) -> bool:
+    """Whether `exc` is the catalog turning a write away because another commit holds it."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.TransactionException) and ("locked" in text
+                                                              or "conflict" in text)
 
 
 class WarehouseWriter(LakeSession):
@@ -109,6 +115,22 @@ class WarehouseWriter(LakeSession):
             raise MixedModels(
                 f"vectors of models {sorted(fingerprints)} cannot be published in a version of "
                 f"model {draft.model_fingerprint}: a version holds one model's vectors")
+        try:
+            return retrying(lambda: self._publish_once(draft, changes))
+        except duckdb.TransactionException as exc:
+            if not busy(exc):
+                raise
+            raise self._commit_failed(exc, "the new version (busy for "  # after BUSY_SECONDS
+                                      f"{BUSY_SECONDS:.0f} s)") from exc
+
+    def _publish_once(self, draft: VersionDraft, changes: Changes) -> Version:
+        """One attempt at `publish`: one transaction, rolled back whole if anything fails.
+
+        SQLite can refuse a commit at once, without waiting, when a lock-free append (a drift
+        row, a logged search) became the pending writer while this transaction read the catalog
+        (duckdb/ducklake#1309): the soak lost an ingest so. That error propagates, for
+        `publish` to try again; any other failure of the commit is a `WarehouseError`.
+        """
         con = self.con
         last_id, last_key = con.execute(queries.MAX_VERSION).fetchone()  # type: ignore[misc]
         parent = self.active_version()
@@ -163,12 +185,9 @@ class WarehouseWriter(LakeSession):
             try:
                 con.execute("COMMIT")
             except duckdb.Error as exc:  # e.g. the catalog server restarted: its session is gone
-                where = redact_catalog(self.warehouse.catalog) or self.warehouse.where
-                detail = " ".join(str(exc).split())[:200]
-                raise WarehouseError(
-                    f"the catalog at {where} failed the commit of version {row['version_id']} "
-                    f"({detail}): nothing was published and the active version is unchanged; "
-                    "run it again once the catalog answers") from exc
+                if busy(exc):
+                    raise
+                raise self._commit_failed(exc, f"version {row['version_id']}") from exc
         except BaseException:
             with suppress(duckdb.Error):  # a lost connection has no transaction to roll back
                 con.execute("ROLLBACK")
@@ -182,6 +201,14 @@ class WarehouseWriter(LakeSession):
             con.execute("UPDATE lake.versions SET lake_snapshot = ? WHERE version_id = ?",
                         [actual, row["version_id"]])
         return self._version(int(row["version_id"]))
+
+    def _commit_failed(self, exc: duckdb.Error, what: str) -> WarehouseError:
+        where = redact_catalog(self.warehouse.catalog) or self.warehouse.where
+        detail = " ".join(str(exc).split())[:200]
+        return WarehouseError(
+            f"the catalog at {where} failed the commit of {what} ({detail}): nothing was "
+            "published and the active version is unchanged; run it again once the catalog "
+            "answers")
 
     def _storable(self, changes: Changes, fingerprint: str) -> pa.Table:
         """The new vectors in the configured precision; an int8 scale is fixed by the first
@@ -294,20 +321,23 @@ class WarehouseWriter(LakeSession):
 
     def set_status(self, version_id: int, status: str) -> None:
         self._version(version_id)
-        self.con.execute(queries.SET_STATUS, [status, version_id])
+        retrying(lambda: self.con.execute(queries.SET_STATUS, [status, version_id]))
 
     def promote(self, version_id: int) -> Version:
         """Make `version_id` the one active version (the previous one becomes retired)."""
         self._version(version_id)
-        self.con.execute("BEGIN")
-        self.con.execute(queries.RETIRE_ACTIVE)
-        self.con.execute(queries.SET_STATUS, ["active", version_id])
-        self.con.execute("COMMIT")
+
+        def move() -> None:
+            with self._transaction():
+                self.con.execute(queries.RETIRE_ACTIVE)
+                self.con.execute(queries.SET_STATUS, ["active", version_id])
+
+        retrying(move)
         return self._version(version_id)
 
     def set_pinned(self, version_id: int, pinned: bool) -> None:
         self._version(version_id)
-        self.con.execute(queries.SET_PINNED, [pinned, version_id])
+        retrying(lambda: self.con.execute(queries.SET_PINNED, [pinned, version_id]))
 
     def delete_orphaned_files(self) -> None:
         """Remove data files no snapshot references (left by a writer killed mid-commit)."""

@@ -35,8 +35,10 @@ def dashboard(
     """
     import uvicorn
 
+    from flows.dashboard import memory
     from flows.dashboard.app import create_app
 
+    memory.limit_arenas()  # before uvicorn's threads: see flows/dashboard/memory.py
     config = where.config()
     if not config.warehouse.open().exists():
         raise WarehouseError(f"no warehouse at {config.warehouse.path}: run `embedpipe ingest "

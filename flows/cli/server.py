@@ -43,10 +43,12 @@ SHORT_NAMES = {"ingest": "ingest-corpus/ingest", "monitor": "monitor-drift/monit
                "gc": "gc-warehouse/gc"}
 BIN = Path(sys.executable).parent
 # Prefect keeps every flow run, its logs and artifacts for ever unless told otherwise: the server
-# `serve` starts deletes runs (with their logs and artifacts) 30 days after they end, hourly.
-# Set the variables to keep more (the minimum Prefect accepts is an hour).
+# `serve` starts deletes runs (with their logs and artifacts) 30 days after they end, and events
+# (every state change of every flow and task run: most of its database) after 7 days, hourly.
+# Set the variables to keep more or less (the minimum Prefect accepts for runs is an hour).
 PREFECT_RETENTION = {"PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
-                     "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(30 * 86_400)}
+                     "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(30 * 86_400),
+                     "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": str(7 * 86_400)}
 
 
 def state_file() -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from flows.dashboard import memory
 from flows.search import Searcher, SearchHit
 from tasks.embed.base import Embedder
 from warehouse.errors import VersionExpired
@@ -43,7 +44,8 @@ class Searchers:
             IndexMismatch: the version has no (matching) index.
         """
         if version.status == "expired":
-            self._searchers.pop(version.version_id, None)
+            if self._searchers.pop(version.version_id, None) is not None:
+                memory.trim()
             raise VersionExpired(f"version {version.version_id} was expired by `embedpipe gc`")
         with self._lock:
             searcher = self._searchers.get(version.version_id)
@@ -59,11 +61,14 @@ class Searchers:
             return hits
 
     def _forget_beyond_keep(self) -> None:
+        dropped = len(self._searchers) > self.keep
         while len(self._searchers) > self.keep:
             self._searchers.popitem(last=False)
         used = {s.version.model_fingerprint for s in self._searchers.values()}
         for fingerprint in [f for f in self._embedders if f not in used]:
             del self._embedders[fingerprint]
+        if dropped:
+            memory.trim()  # a model's weights, an index: give the pages back (see memory.py)
 
     def loaded(self) -> list[int]:
         """Versions whose searcher is open."""

@@ -336,20 +336,30 @@ def test_map_reads_the_stored_projection_and_escapes_hover_text(lake, client):
     assert client.get("/map?version=two").status_code == 400
 
 
-def test_the_dashboard_keeps_a_bounded_set_of_searchers_and_catalog_instances(lake):
+def test_the_dashboard_keeps_a_bounded_set_of_searchers_and_catalog_instances(lake,
+                                                                              monkeypatch):
     """The soak's dashboard grew ~75 MB in ten minutes: a searcher (index, rows, model) kept
     for every version ever searched, and a DuckDB instance keeping ~160 KB per catalog
-    attachment. Searchers: the most recently searched `keep`; instances: replaced after
-    `MAX_USES` attachments (the memory itself is measured by bench/soak.py)."""
+    attachment. Searchers: the most recently searched `keep`, the heap trimmed after each is
+    dropped; instances: replaced after `MAX_USES` attachments (the memory itself is measured by
+    bench/soak.py)."""
+    import platform
+
+    from flows.dashboard import memory
     from flows.dashboard.searching import Searchers
     from warehouse.history import MAX_USES, PooledWarehouse
 
+    trims = []
+    monkeypatch.setattr(memory, "trim", lambda: trims.append(1) or True)
     wh = PooledWarehouse(lake.path, pool_size=1)
     searchers = Searchers(wh, keep=1)
     for version_id in (1, 2, 1):
         hits = searchers.search("Doc 7", wh.version(version_id), 3)
         assert hits and hits[0].version_id == version_id
         assert searchers.loaded() == [version_id]
+    assert len(trims) == 2  # version 1 dropped for 2, then 2 for 1
+    if platform.libc_ver()[0] == "glibc":
+        assert memory.limit_arenas(8)  # glibc's own default for 1 core: accepted, harmless
     pool = PooledWarehouse(lake.path, pool_size=1).pool
     with pool.reader() as first:
         pass

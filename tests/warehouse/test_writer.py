@@ -181,3 +181,31 @@ def test_a_released_advisory_lock_is_free_at_once_on_a_slow_server(postgres_url)
             threading.Timer(1.0, os.kill, [pid, signal.SIGCONT]).start()
         with advisory_lock(url, "/lake"):  # wait_seconds 0: fails at once if still held
             pass
+
+
+def test_a_publish_whose_commit_meets_a_lock_free_append_is_tried_again(tmp_path, monkeypatch):
+    """The soak lost an ingest with "the catalog … failed the commit of version 6 (… database is
+    locked)": a lock-free append (a drift row, a logged search) committed to the SQLite catalog
+    while the publish's transaction was open, and SQLite refuses such a commit at once, without
+    waiting (duckdb/ducklake#1309). Here another connection writes the catalog at that moment;
+    the publish is tried again and the version appears once."""
+    import sqlite3
+
+    import warehouse.writer as writer
+
+    wh = Warehouse(tmp_path)
+    publish(wh, docs("a"), [])
+    appended = []
+
+    def append_meanwhile(point: str) -> None:
+        if point == "publish" and not appended:
+            with sqlite3.connect(tmp_path / "catalog.sqlite", timeout=30) as other:
+                other.execute("CREATE TABLE IF NOT EXISTS appended (n INTEGER)")
+                other.execute("INSERT INTO appended VALUES (1)")
+            appended.append(point)
+
+    monkeypatch.setattr(writer, "checkpoint", append_meanwhile)
+    version = publish(wh, docs("a", "b", version="2"), ["a"])
+    assert appended == ["publish"]
+    assert [v.version_id for v in wh.versions()] == [1, 2] and version.status == "active"
+    assert version.n_documents == 2
