@@ -217,6 +217,25 @@ def lake(warehouse: Path) -> dict[str, int]:
     return {"parquet_files": files, "snapshots": snapshots, "catalog_data_files": live}
 
 
+def prefect_rows(home: Path) -> dict[str, int]:
+    """Rows of the Prefect database's growing tables (read-only; -1 where unreadable)."""
+    path = home / "prefect.db"
+    tables = ("events", "event_resources", "flow_run", "task_run", "log")
+    if not path.exists():
+        return dict.fromkeys(tables, 0)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        counts = {}
+        for table in tables:
+            try:
+                counts[table] = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            except sqlite3.Error:
+                counts[table] = -1
+        return counts
+    finally:
+        db.close()
+
+
 def flow_runs(api: str, known: dict[str, dict[str, str]]) -> None:
     """Add the newest 200 flow runs (flow, state, message) to `known`, by id: runs Prefect's
     retention later deletes stay counted."""
@@ -327,7 +346,7 @@ def sample(minute: int, roots: list[subprocess.Popen], work: Path, env: dict[str
             "disk_mb": {"warehouse": disk_mb(work / "wh"), "prefect_home": disk_mb(
                 work / "prefect"), "exports": disk_mb(work / "exports"),
                 "embedpipe_home": disk_mb(work / "home")},
-            "lake": lake(work / "wh"),
+            "lake": lake(work / "wh"), "prefect_rows": prefect_rows(work / "prefect"),
             "runs": dict(Counter(f"{r['flow']}:{r['state']}" for r in runs.values())),
             "requests": len(window), "request_errors": sum(not ok for *_, ok in window),
             "latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)}}
@@ -362,7 +381,7 @@ def chart(samples: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     minutes = [s["minute"] for s in samples]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+    fig, axes = plt.subplots(2, 4, figsize=(20, 8), constrained_layout=True)
     names = sorted({n for s in samples for n in s["processes"]["by_role"]})
 
     def series(ax: Any, title: str, lines: dict[str, list[Any]]) -> None:
@@ -384,6 +403,11 @@ def chart(samples: list[dict[str, Any]], path: Path) -> None:
     states = sorted({k for s in samples for k in s["runs"]})
     series(axes[1][2], "flow runs by final state (cumulative)", {
         k: [s["runs"].get(k, 0) for s in samples] for k in states})
+    series(axes[0][3], "Prefect database rows", {
+        k: [s.get("prefect_rows", {}).get(k) for s in samples]
+        for k in samples[-1].get("prefect_rows", {})})
+    series(axes[1][3], "threads", {n: [s["processes"]["by_role"].get(n, {}).get("threads")
+                                       for s in samples] for n in names})
     fig.suptitle("embedpipe serve soak: every series per minute")
     fig.savefig(path, dpi=80)
 

@@ -5,14 +5,19 @@ same `SearchHit`s `embedpipe search` prints (the same `Searcher`). Opening a sea
 version's index files; its model loads on the first query (seconds), and is shared by every
 version made with the same model fingerprint. Only the `KEEP` most recently searched versions stay
 open (a served warehouse makes a version per ingest and a model per retrain: an unbounded cache
-grew the dashboard by 75 MB in ten minutes of the soak); a version `gc` expired is dropped.
+grew the dashboard by 75 MB in ten minutes of the soak), and none unsearched for `IDLE_SECONDS`
+(after a retrain's model is promoted, the old model's versions are not searched again: their
+~90 MB go ten minutes later, not when three newer versions have been searched); a version `gc`
+expired is dropped.
 Searches are recorded in the query log (`search.log_queries`), appended in the background.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from flows.dashboard import memory
 from flows.search import Searcher, SearchHit
@@ -22,17 +27,22 @@ from warehouse.query_log import QueryLog
 from warehouse.store import Version, Warehouse
 
 KEEP = 3  # open searchers: the active version, and a couple a user compares it with
+IDLE_SECONDS = 600.0  # a searcher not used for this long is closed
 
 
 class Searchers:
     """The searchers of one warehouse's most recently searched versions."""
 
-    def __init__(self, warehouse: Warehouse, log: QueryLog | None = None, keep: int = KEEP
-                 ) -> None:
+    def __init__(self, warehouse: Warehouse, log: QueryLog | None = None, keep: int = KEEP,
+                 idle_seconds: float = IDLE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.warehouse = warehouse
         self.log = log
         self.keep = keep
+        self.idle_seconds = idle_seconds
+        self.clock = clock
         self._searchers: OrderedDict[int, Searcher] = OrderedDict()
+        self._used: dict[int, float] = {}  # when each open searcher was last used
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()  # opening and searching: one at a time (2 cores)
 
@@ -55,15 +65,21 @@ class Searchers:
                                     log=self.log)
                 self._searchers[version.version_id] = searcher
             self._searchers.move_to_end(version.version_id)
+            self._used[version.version_id] = self.clock()
             hits = searcher.search(query, k)
             self._embedders.setdefault(version.model_fingerprint, searcher.embedder)
             self._forget_beyond_keep()
             return hits
 
     def _forget_beyond_keep(self) -> None:
-        dropped = len(self._searchers) > self.keep
+        cutoff = self.clock() - self.idle_seconds
+        idle = [v for v in self._searchers if self._used.get(v, 0.0) < cutoff]
+        dropped = bool(idle) or len(self._searchers) > self.keep
+        for version_id in idle:
+            del self._searchers[version_id]
         while len(self._searchers) > self.keep:
             self._searchers.popitem(last=False)
+        self._used = {v: self._used[v] for v in self._searchers if v in self._used}
         used = {s.version.model_fingerprint for s in self._searchers.values()}
         for fingerprint in [f for f in self._embedders if f not in used]:
             del self._embedders[fingerprint]

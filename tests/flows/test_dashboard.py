@@ -358,6 +358,13 @@ def test_the_dashboard_keeps_a_bounded_set_of_searchers_and_catalog_instances(la
         assert hits and hits[0].version_id == version_id
         assert searchers.loaded() == [version_id]
     assert len(trims) == 2  # version 1 dropped for 2, then 2 for 1
+    # After a promotion the old model's versions are not searched again: closed when idle.
+    now = [0.0]
+    searchers = Searchers(wh, keep=3, idle_seconds=600, clock=lambda: now[0])
+    for at, version_id in ((0.0, 1), (100.0, 2), (650.0, 2)):
+        now[0] = at
+        searchers.search("Doc 7", wh.version(version_id), 3)
+    assert searchers.loaded() == [2] and len(trims) == 3
     if platform.libc_ver()[0] == "glibc":
         assert memory.limit_arenas(8)  # glibc's own default for 1 core: accepted, harmless
     pool = PooledWarehouse(lake.path, pool_size=1).pool
