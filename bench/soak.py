@@ -314,7 +314,7 @@ def environment(work: Path, source: Source, args: Any) -> dict[str, str]:
            # Prefect's retention of runs at the minimum it accepts, and of events the same,
            # checked every 5 minutes: its database should stop growing after the first hour.
            "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": "3660",
-           "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": "3660",
+           "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": "PT3660S",  # ISO 8601, not seconds
            "PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS": "300"}
     env.pop("PREFECT_API_URL", None)
     return env

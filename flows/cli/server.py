@@ -48,7 +48,7 @@ BIN = Path(sys.executable).parent
 # Set the variables to keep more or less (the minimum Prefect accepts for runs is an hour).
 PREFECT_RETENTION = {"PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
                      "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(30 * 86_400),
-                     "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": str(7 * 86_400)}
+                     "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": "P7D"}  # ISO 8601
 
 
 def state_file() -> Path:

@@ -284,3 +284,22 @@ def test_serve_port_puts_the_ui_and_trigger_on_that_port(tmp_path):
     finally:
         stop_process_group(proc)
         log.close()
+
+
+def test_the_retention_serve_sets_is_what_prefect_reads(monkeypatch):
+    """`serve` hands its retention to the Prefect server as environment variables. A value
+    Prefect refuses (plain seconds for the events retention: it wants ISO 8601) keeps the server
+    from starting at all, which is how the soak found it."""
+    from datetime import timedelta
+
+    from prefect.settings import Settings
+
+    from flows.cli.server import PREFECT_RETENTION
+
+    for name, value in PREFECT_RETENTION.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.server.events.retention_period == timedelta(days=7)
+    vacuum = settings.server.services.db_vacuum
+    assert vacuum.retention_period == timedelta(days=30)
+    assert set(vacuum.enabled) == {"events", "flow_runs"}
