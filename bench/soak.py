@@ -205,7 +205,7 @@ def lake(warehouse: Path) -> dict[str, int]:
     catalog = warehouse / "catalog.sqlite"
     if not catalog.exists():
         return {"parquet_files": files, "snapshots": 0, "catalog_data_files": 0}
-    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30)
+    db = sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         snapshots = db.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()[0]
         live = db.execute("SELECT count(*) FROM ducklake_data_file WHERE end_snapshot IS NULL"
@@ -223,7 +223,7 @@ def prefect_rows(home: Path) -> dict[str, int]:
     tables = ("events", "event_resources", "flow_run", "task_run", "log")
     if not path.exists():
         return dict.fromkeys(tables, 0)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         counts = {}
         for table in tables:

@@ -55,7 +55,9 @@ def _connect(catalog: str, application_name: str) -> Any:
             dbname=url.path.lstrip("/") or "postgres", host=url.hostname or "127.0.0.1",
             port=url.port or 5432, user=url.username and unquote(url.username),
             password=url.password and unquote(url.password),
-            application_name=application_name, autocommit=True, connect_timeout=30)
+            application_name=application_name, autocommit=True, connect_timeout=30,
+            # a lost server is noticed within a minute, also by the unlock at the end
+            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
     except psycopg.Error as exc:
         detail = str(exc).replace(url.password, "***") if url.password else str(exc)
         raise WarehouseError(f"cannot reach the catalog's PostgreSQL for the writer lock: "
@@ -81,6 +83,10 @@ def advisory_lock(catalog: str, name: str, wait_seconds: float = 0.0) -> Iterato
             if time.monotonic() >= deadline:
                 raise WarehouseLocked(_held_message(con, key, name))
             time.sleep(0.2)
+    except BaseException:
+        con.close()
+        raise
+    try:
         yield
     finally:
         _release(con, key)

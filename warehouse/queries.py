@@ -43,6 +43,8 @@ CHUNKS_WITHOUT_VECTOR = """
 HEAD_COUNTS = "SELECT (SELECT count(*) FROM lake.documents), (SELECT count(*) FROM lake.chunks)"
 INSERT_VERSION = "INSERT INTO lake.versions BY NAME SELECT * FROM new_version"
 SET_STATUS = "UPDATE lake.versions SET status = ? WHERE version_id = ?"
+SET_LAKE_SNAPSHOT = "UPDATE lake.versions SET lake_snapshot = ? WHERE version_id = ?"
+LAST_COMMITTED_SNAPSHOT = "FROM lake.last_committed_snapshot()"  # this connection's last
 RETIRE_ACTIVE = "UPDATE lake.versions SET status = 'retired' WHERE status = 'active'"
 SET_INDEX_META = "UPDATE lake.versions SET index_meta = ? WHERE version_id = ?"
 SET_SUMMARY = "UPDATE lake.versions SET summary = ? WHERE version_id = ?"

@@ -80,14 +80,18 @@ def retrying(write: Callable[[], Any], seconds: float = BUSY_SECONDS) -> Any:
     Versions are written under the writer lock, but a drift check, a run record or a logged
     search (lock-free appends) may meet an ingest's commit: SQLite answers "database is
     locked", DuckLake a conflict. The soak saw a served monitor fail so. Each attempt is one
-    transaction, rolled back when it fails, so repeating it is safe.
+    transaction, rolled back when it fails, so repeating it is safe. `seconds` counts from the
+    first refusal: a long write (a big version's publish) is not refused retries by its length.
     """
-    deadline, pause = time.monotonic() + seconds, 0.1
+    deadline, pause = None, 0.1
     while True:
         try:
             return write()
         except duckdb.TransactionException as exc:
-            if not busy(exc) or time.monotonic() > deadline:
+            if not busy(exc):
+                raise
+            deadline = deadline or time.monotonic() + seconds
+            if time.monotonic() > deadline:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
@@ -116,15 +120,23 @@ class WarehouseWriter(LakeSession):
                 f"vectors of models {sorted(fingerprints)} cannot be published in a version of "
                 f"model {draft.model_fingerprint}: a version holds one model's vectors")
         try:
-            return retrying(lambda: self._publish_once(draft, changes))
+            row = retrying(lambda: self._publish_once(draft, changes))
         except duckdb.TransactionException as exc:
             if not busy(exc):
                 raise
             raise self._commit_failed(exc, "the new version (busy for "  # after BUSY_SECONDS
                                       f"{BUSY_SECONDS:.0f} s)") from exc
+        # Committed: nothing below may run the publish again. A lock-free append that committed
+        # while the transaction was open moves its snapshot on (PostgreSQL catalogs rebase).
+        (actual,) = self.con.execute(queries.LAST_COMMITTED_SNAPSHOT).fetchone() or (None,)
+        if actual != row["lake_snapshot"]:
+            retrying(lambda: self.con.execute(queries.SET_LAKE_SNAPSHOT,
+                                              [actual, row["version_id"]]))
+        return self._version(int(row["version_id"]))
 
-    def _publish_once(self, draft: VersionDraft, changes: Changes) -> Version:
-        """One attempt at `publish`: one transaction, rolled back whole if anything fails.
+    def _publish_once(self, draft: VersionDraft, changes: Changes) -> dict[str, Any]:
+        """One attempt at `publish`, up to its commit: one transaction, rolled back whole if
+        anything fails; returns the committed `versions` row.
 
         SQLite can refuse a commit at once, without waiting, when a lock-free append (a drift
         row, a logged search) became the pending writer while this transaction read the catalog
@@ -158,7 +170,8 @@ class WarehouseWriter(LakeSession):
                 raise MixedModels(f"{missing} chunks have no vector of model "
                                   f"{draft.model_fingerprint}; a version cannot mix models")
             n_docs, n_chunks = con.execute(queries.HEAD_COUNTS).fetchone()  # type: ignore[misc]
-            # One transaction makes one snapshot, and the writer lock means nobody else commits.
+            # One transaction makes one snapshot: the next, unless a lock-free append commits
+            # meanwhile (`publish` checks).
             snapshot = con.execute(queries.CURRENT_SNAPSHOT).fetchone()[0] + 1  # type: ignore[index]
             row = {
                 "version_id": int(last_id) + 1,
@@ -196,11 +209,7 @@ class WarehouseWriter(LakeSession):
             for name in ("ids", "new_documents", "new_chunks", "new_vectors", "new_quarantine",
                          "new_version"):
                 con.unregister(name)
-        actual = con.execute(queries.CURRENT_SNAPSHOT).fetchone()[0]  # type: ignore[index]
-        if actual != snapshot:  # pragma: no cover - would mean a writer bypassed the lock
-            con.execute("UPDATE lake.versions SET lake_snapshot = ? WHERE version_id = ?",
-                        [actual, row["version_id"]])
-        return self._version(int(row["version_id"]))
+        return row
 
     def _commit_failed(self, exc: duckdb.Error, what: str) -> WarehouseError:
         where = redact_catalog(self.warehouse.catalog) or self.warehouse.where

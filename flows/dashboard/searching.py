@@ -5,10 +5,10 @@ same `SearchHit`s `embedpipe search` prints (the same `Searcher`). Opening a sea
 version's index files; its model loads on the first query (seconds), and is shared by every
 version made with the same model fingerprint. Only the `KEEP` most recently searched versions stay
 open (a served warehouse makes a version per ingest and a model per retrain: an unbounded cache
-grew the dashboard by 75 MB in ten minutes of the soak), and none unsearched for `IDLE_SECONDS`
-(after a retrain's model is promoted, the old model's versions are not searched again: their
-~90 MB go ten minutes later, not when three newer versions have been searched); a version `gc`
-expired is dropped.
+grew the dashboard by 75 MB in ten minutes of the soak), and at each search those unsearched for
+`IDLE_SECONDS` are closed (after a retrain's model is promoted, the old model's versions are not
+searched again: their ~90 MB go at the first search ten minutes later, not when three newer
+versions have been searched); a version `gc` expired is dropped.
 Searches are recorded in the query log (`search.log_queries`), appended in the background.
 """
 
@@ -54,8 +54,8 @@ class Searchers:
             IndexMismatch: the version has no (matching) index.
         """
         if version.status == "expired":
-            if self._searchers.pop(version.version_id, None) is not None:
-                memory.trim()
+            with self._lock:
+                self._forget({version.version_id})
             raise VersionExpired(f"version {version.version_id} was expired by `embedpipe gc`")
         with self._lock:
             searcher = self._searchers.get(version.version_id)
@@ -68,14 +68,16 @@ class Searchers:
             self._used[version.version_id] = self.clock()
             hits = searcher.search(query, k)
             self._embedders.setdefault(version.model_fingerprint, searcher.embedder)
-            self._forget_beyond_keep()
+            self._forget()
             return hits
 
-    def _forget_beyond_keep(self) -> None:
+    def _forget(self, expired: set[int] | None = None) -> None:
+        """Close the searchers of `expired`, idle and beyond `keep` versions (lock held)."""
         cutoff = self.clock() - self.idle_seconds
-        idle = [v for v in self._searchers if self._used.get(v, 0.0) < cutoff]
-        dropped = bool(idle) or len(self._searchers) > self.keep
-        for version_id in idle:
+        gone = [v for v in self._searchers
+                if v in (expired or set()) or self._used.get(v, 0.0) < cutoff]
+        dropped = bool(gone) or len(self._searchers) > self.keep
+        for version_id in gone:
             del self._searchers[version_id]
         while len(self._searchers) > self.keep:
             self._searchers.popitem(last=False)
@@ -88,4 +90,5 @@ class Searchers:
 
     def loaded(self) -> list[int]:
         """Versions whose searcher is open."""
-        return sorted(self._searchers)
+        with self._lock:
+            return sorted(self._searchers)

@@ -366,7 +366,7 @@ def test_the_dashboard_keeps_a_bounded_set_of_searchers_and_catalog_instances(la
         searchers.search("Doc 7", wh.version(version_id), 3)
     assert searchers.loaded() == [2] and len(trims) == 3
     if platform.libc_ver()[0] == "glibc":
-        assert memory.limit_arenas(8)  # glibc's own default for 1 core: accepted, harmless
+        assert memory._glibc() is not None  # both calls found (not made: this is pytest's heap)
     pool = PooledWarehouse(lake.path, pool_size=1).pool
     with pool.reader() as first:
         pass
