@@ -228,7 +228,7 @@ def prefect_rows(home: Path) -> dict[str, int]:
         counts = {}
         for table in tables:
             try:
-                counts[table] = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                counts[table] = db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
             except sqlite3.Error:
                 counts[table] = -1
         return counts
