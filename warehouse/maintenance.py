@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from warehouse import indexes, queries
+from warehouse.busy import retrying
 from warehouse.diff import diff_documents
 from warehouse.errors import VersionRejected
 from warehouse.store import Version, Warehouse
-from warehouse.writer import WarehouseWriter, retrying
+from warehouse.writer import WarehouseWriter
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ active pointer with one UPDATE; no data is copied.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse import queries
+from warehouse.busy import BUSY_SECONDS, busy, retrying
 from warehouse.codec import int8_scale, to_storage
 from warehouse.errors import MixedModels, WarehouseError
 from warehouse.faults import checkpoint
@@ -69,39 +69,6 @@ class Changes:
     quarantine: pa.Table
     n_reused: int = 0
     vector_dtype: str = "float32"  # how the new vectors are stored (see warehouse/codec.py)
-
-
-BUSY_SECONDS = 120.0  # how long a small write retries a catalog another writer holds
-
-
-def retrying(write: Callable[[], Any], seconds: float = BUSY_SECONDS) -> Any:
-    """`write()`, again after a pause while the catalog is busy with another writer's commit.
-
-    Versions are written under the writer lock, but a drift check, a run record or a logged
-    search (lock-free appends) may meet an ingest's commit: SQLite answers "database is
-    locked", DuckLake a conflict. The soak saw a served monitor fail so. Each attempt is one
-    transaction, rolled back when it fails, so repeating it is safe. `seconds` counts from the
-    first refusal: a long write (a big version's publish) is not refused retries by its length.
-    """
-    deadline, pause = None, 0.1
-    while True:
-        try:
-            return write()
-        except duckdb.TransactionException as exc:
-            if not busy(exc):
-                raise
-            deadline = deadline or time.monotonic() + seconds
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
-
-
-def busy(exc: BaseException) -> bool:
-    """Whether `exc` is the catalog turning a write away because another commit holds it."""
-    text = str(exc).lower()
-    return isinstance(exc, duckdb.TransactionException) and ("locked" in text
-                                                              or "conflict" in text)
 
 
 class WarehouseWriter(LakeSession):

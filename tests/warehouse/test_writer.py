@@ -140,7 +140,7 @@ def test_a_lock_free_write_retries_while_another_writer_commits():
     now try again (each attempt is its own transaction); other errors are not retried."""
     import duckdb
 
-    from warehouse.writer import retrying
+    from warehouse.busy import retrying
 
     attempts = []
 
