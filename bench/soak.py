@@ -349,7 +349,9 @@ def sample(minute: int, roots: list[subprocess.Popen], work: Path, env: dict[str
             "lake": lake(work / "wh"), "prefect_rows": prefect_rows(work / "prefect"),
             "runs": dict(Counter(f"{r['flow']}:{r['state']}" for r in runs.values())),
             "requests": len(window), "request_errors": sum(not ok for *_, ok in window),
-            "latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)}}
+            "latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)},
+            "slow_requests": [[round(t - since, 1), page, round(ms)] for t, page, ms, _ in window
+                              if ms > 250]}
 
 
 def verdict(samples: list[dict[str, Any]], runs: dict[str, dict[str, str]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@
 - retrain  (retrain/retrain): triggered by `embedpipe.drift.detected` from this warehouse
 - evaluate (evaluate-version/evaluate): on demand
 - gc       (gc-warehouse/gc): cron, nightly by default: the warehouse stops growing
+Every run starts at niceness `nice` (10): batch work yields the CPU to the dashboard and searches.
 Deployment parameters carry no config: each run reads embedpipe.toml and the environment of
 the serving process when it starts (so secrets such as a catalog password never enter the
 Prefect database or UI, and a changed config applies to the next run). The only setting they
@@ -14,6 +15,7 @@ more.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,8 +93,18 @@ def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig,
     ]
 
 
+def lower_priority(nice: int) -> int:
+    """Run this process, and so every flow run it starts, at niceness `nice` at least."""
+    now = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > now:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return max(now, nice)
+
+
 def main() -> None:
-    serve(*build_deployments(load_settings(), load_config()))
+    settings = load_settings()
+    lower_priority(settings.nice)
+    serve(*build_deployments(settings, load_config()))
 
 
 if __name__ == "__main__":
