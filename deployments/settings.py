@@ -33,8 +33,8 @@ class DeploymentSettings(BaseModel):
     gc_cron: str | None = "30 3 * * *"
     gc_keep: int = 5
     # Served runs (ingest, retrain, ...) run at this niceness: on a small machine they yield
-    # the CPU to the dashboard and searches (the soak: an ingest beside the dashboard took a
-    # page from 0.1 to 1.1 s). 0 runs them at the server's own priority.
+    # the CPU to the dashboard and searches, whose pages wait on it while a run embeds or
+    # trains (the soak's p95 over 500 ms). 0 runs them at the server's own priority.
     nice: int = Field(default=10, ge=0, le=19)
 
 

@@ -193,8 +193,8 @@ class ReaderPool:
 
     `reader()` attaches the catalog READ_ONLY to a free instance and detaches it afterwards.
     A read nested in another on the same thread reuses the outer attachment. An instance is
-    replaced after `MAX_USES` attachments, by a thread: creating one (~0.15 s, more on a busy
-    machine) on the request path was a dashboard page in ten over 250 ms in the soak.
+    replaced after `MAX_USES` attachments, by a thread: made by the next request (~0.15 s, more
+    on a busy machine), it was most of the dashboard's pages over 250 ms.
     """
 
     def __init__(self, where: Path | Location, catalog: str | None, size: int = 4) -> None:

@@ -320,9 +320,9 @@ def _serving_pid(warehouse: Path) -> int:
 
 
 def test_served_runs_yield_the_cpu_to_the_dashboard(served):
-    """An ingest beside the dashboard took its pages from 0.1 to 1.1 s on 2 cores (the soak's
-    p95 over 500 ms): the serving process, and so every flow run it starts, runs at niceness
-    10 (`nice` in environments.toml; EMBEDPIPE_DEPLOY_NICE=0 keeps normal priority)."""
+    """On 2 cores the dashboard's pages wait on the CPU while a served run embeds or trains
+    (the soak's p95 over 500 ms): the serving process, and so every flow run it starts, runs
+    at niceness 10 (`nice` in environments.toml; EMBEDPIPE_DEPLOY_NICE=0 keeps normal priority)."""
     from deployments.settings import load_settings
 
     _, root = served
