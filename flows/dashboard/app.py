@@ -14,7 +14,9 @@ cached but the searchers. Pages embed chart data as JSON (`|tojson`) and scripts
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -135,7 +137,16 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
                           status)
         return handle
 
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The active version's model loads beside the server, not in somebody's first search.
+        stop = threading.Event()
+        threading.Thread(target=dash.searchers.keep_warm, args=(stop,), daemon=True,
+                         name="embedpipe-warm").start()
+        yield
+        stop.set()
+
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
                     exception_handlers={BadRequest: failed(400), VersionNotFound: failed(404),
                                         WarehouseError: failed(503)})
     app.state.dashboard = dash

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 
 from flows.dashboard import memory
 from flows.search import Searcher, SearchHit
@@ -28,6 +29,7 @@ from warehouse.store import Version, Warehouse
 
 KEEP = 3  # open searchers: the active version, and a couple a user compares it with
 IDLE_SECONDS = 600.0  # a searcher not used for this long is closed
+WARM_EVERY = 30.0  # how often `keep_warm` looks for a newly active version
 
 
 class Searchers:
@@ -45,6 +47,7 @@ class Searchers:
         self._used: dict[int, float] = {}  # when each open searcher was last used
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()  # opening and searching: one at a time (2 cores)
+        self.searched_at: float | None = None  # the last search, by `clock`
 
     def search(self, query: str, version: Version, k: int) -> list[SearchHit]:
         """The `k` best documents of `version` for `query`.
@@ -58,18 +61,51 @@ class Searchers:
                 self._forget({version.version_id})
             raise VersionExpired(f"version {version.version_id} was expired by `embedpipe gc`")
         with self._lock:
-            searcher = self._searchers.get(version.version_id)
-            if searcher is None:
-                searcher = Searcher(self.warehouse, version=version,
-                                    embedder=self._embedders.get(version.model_fingerprint),
-                                    log=self.log)
-                self._searchers[version.version_id] = searcher
-            self._searchers.move_to_end(version.version_id)
-            self._used[version.version_id] = self.clock()
+            searcher = self._open(version)
+            self.searched_at = self._used[version.version_id] = self.clock()
             hits = searcher.search(query, k)
-            self._embedders.setdefault(version.model_fingerprint, searcher.embedder)
             self._forget()
             return hits
+
+    def warm(self, version: Version) -> None:
+        """Open `version`'s searcher and load its model now, so that no search waits for it.
+
+        The dashboard warms the active version when it starts, and a newly promoted one while
+        people search (loading a model took the first search to ~0.6 s). Not a search: nothing
+        is logged, and the searcher closes like any other when unused.
+        """
+        with self._lock:
+            if version.version_id not in self._searchers:
+                self._open(version).embedder.encode(["warm"], batch_size=1)
+                self._used[version.version_id] = self.clock()
+                self._forget()
+
+    def keep_warm(self, stop: threading.Event, every: float = WARM_EVERY) -> None:
+        """Warm the active version now, then each newly active one while people search."""
+        warmed = None
+        while True:
+            with suppress(Exception):  # no active version yet, a busy catalog: look again
+                active = self.warehouse.version()
+                if active.version_id != warmed:
+                    searching = self.searched_at is not None and (
+                        self.clock() - self.searched_at < self.idle_seconds)
+                    if warmed is None or searching:
+                        self.warm(active)
+                    warmed = active.version_id
+            if stop.wait(every):
+                return
+
+    def _open(self, version: Version) -> Searcher:
+        """`version`'s searcher, opened if it is not (lock held)."""
+        searcher = self._searchers.get(version.version_id)
+        if searcher is None:
+            searcher = Searcher(self.warehouse, version=version,
+                                embedder=self._embedders.get(version.model_fingerprint),
+                                log=self.log)
+            self._searchers[version.version_id] = searcher
+        self._searchers.move_to_end(version.version_id)
+        self._embedders.setdefault(version.model_fingerprint, searcher.embedder)
+        return searcher
 
     def _forget(self, expired: set[int] | None = None) -> None:
         """Close the searchers of `expired`, idle and beyond `keep` versions (lock held)."""

@@ -383,6 +383,30 @@ def test_the_dashboard_keeps_a_bounded_set_of_searchers_and_catalog_instances(la
         assert pool._created == 1
 
 
+def test_the_active_model_is_loaded_before_the_first_search(lake):
+    """The soak's first search of each dashboard, and of each promoted model, waited ~0.6 s
+    for the model to load. The dashboard warms the active version when it starts (and a newly
+    promoted one while people search): opened, model loaded, nothing logged."""
+    from flows.dashboard.searching import Searchers
+    from warehouse.history import PooledWarehouse
+
+    wh = PooledWarehouse(lake.path, pool_size=1)
+    logged: list[Any] = []
+    searchers = Searchers(wh, log=logged)  # type: ignore[arg-type]  # nothing may be recorded
+    stop = threading.Event()
+    stop.set()  # one look, then return
+    searchers.keep_warm(stop)
+    active = wh.version().version_id
+    assert searchers.loaded() == [active] and not logged
+    assert searchers._searchers[active]._embedder is not None  # loaded, not on first use
+    with TestClient(create_app(lake.config)) as started:  # the app's lifespan warms it
+        dash = started.app.state.dashboard  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 120
+        while dash.searchers.loaded() != [active] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert dash.searchers.loaded() == [active]
+
+
 def test_search_gives_what_embedpipe_search_gives(lake, client):
     data = client.get("/api/search", params={"q": QUERY, "k": 5}).json()
     cli_run = CliRunner().invoke(cli, ["search", QUERY, "-k", "5", "--json",
