@@ -122,6 +122,9 @@ def measure(path: Path, rounds: int) -> dict[str, Any]:
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
     active = Warehouse(path).version().version_id
+    searchers = timed.app.state.dashboard.searchers  # the app preloads the active model
+    while searchers.loaded() != [active]:
+        time.sleep(0.05)
     cold_search = fetch(f"{base}/api/search?q=warm+up")[1]
     rows = []
     try:
@@ -185,7 +188,7 @@ def main() -> None:
     facts = lake_facts(path)
     result = measure(path, args.rounds)
     print(f"warehouse {path}: {facts}")
-    print(f"first search (loads the model): {result['cold_search_seconds']:.2f} s")
+    print(f"first search (model preloaded at start): {result['cold_search_seconds']:.2f} s")
     print(f"{'endpoint':52s} {'KB':>7s} {'median ms':>10s} {'p90 ms':>8s} {'trip ms':>8s}")
     for row in result["endpoints"]:
         flag = "" if row["server_ms_p90"] < GOAL_MS else "  over the goal"

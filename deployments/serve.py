@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,17 @@ def build_deployments(settings: DeploymentSettings, config: EmbedpipeConfig,
 
 
 def lower_priority(nice: int) -> int:
-    """Run this process, and so every flow run it starts, at niceness `nice` at least."""
+    """Run this process, and so every flow run it starts, at niceness `nice` at least.
+
+    Linux keeps a niceness per thread, and a thread or child inherits its creator's: every
+    thread there is now (imports start some) is lowered, and later ones inherit it.
+    """
     now = os.getpriority(os.PRIO_PROCESS, 0)
     if nice > now:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        tasks = Path("/proc/self/task")
+        for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]:
+            with suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
     return max(now, nice)
 
 

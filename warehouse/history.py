@@ -266,8 +266,12 @@ class ReaderPool:
             return self._idle.get_nowait()
         except queue.Empty:
             pass
-        con = self._create()
-        return self._idle.get() if con is None else con  # all busy: wait for one
+        while (con := self._create()) is None:  # all exist and are busy: wait for one
+            try:
+                return self._idle.get(timeout=1.0)
+            except queue.Empty:  # or for room, if a retired one's successor failed
+                continue
+        return con
 
     def _replace(self) -> None:
         """Make an instance for the idle queue (a retired one's successor), off the request."""

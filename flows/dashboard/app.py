@@ -143,8 +143,11 @@ def create_app(config: EmbedpipeConfig, links: PrefectLinks | None = None) -> St
         stop = threading.Event()
         threading.Thread(target=dash.searchers.keep_warm, args=(stop,), daemon=True,
                          name="embedpipe-warm").start()
-        yield
-        stop.set()
+        try:
+            yield
+        finally:
+            stop.set()
+            log.close()  # the searches queued since the last append
 
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
                     exception_handlers={BadRequest: failed(400), VersionNotFound: failed(404),

@@ -2,18 +2,19 @@
 
 Input: a query, a version id (None: the active one) and k. Output: the version searched and the
 same `SearchHit`s `embedpipe search` prints (the same `Searcher`). Opening a searcher reads the
-version's index files; its model loads on the first query (seconds), and is shared by every
-version made with the same model fingerprint. Only the `KEEP` most recently searched versions stay
-open (a served warehouse makes a version per ingest and a model per retrain: an unbounded cache
-grew the dashboard by 75 MB in ten minutes of the soak), and at each search those unsearched for
-`IDLE_SECONDS` are closed (after a retrain's model is promoted, the old model's versions are not
-searched again: their ~90 MB go at the first search ten minutes later, not when three newer
-versions have been searched); a version `gc` expired is dropped.
+version's index files and loads its model (seconds), shared by every version made with the same
+model fingerprint; `keep_warm` opens the active version ahead of its first search. Only the
+`KEEP` most recently searched versions stay open (a served warehouse makes a version per ingest
+and a model per retrain: an unbounded cache grew the dashboard by 75 MB in ten minutes of the
+soak), and those unsearched for `IDLE_SECONDS` are closed at the next search or `keep_warm` look
+(after a retrain's model is promoted, the old model's ~90 MB go ten minutes later, not when three
+newer versions have been searched); a version `gc` expired is dropped.
 Searches are recorded in the query log (`search.log_queries`), appended in the background.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -21,8 +22,9 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from flows.dashboard import memory
-from flows.search import Searcher, SearchHit
+from flows.search import EmptyQuery, Searcher, SearchHit
 from tasks.embed.base import Embedder
+from tasks.embed.embedding import version_embedder
 from warehouse.errors import VersionExpired
 from warehouse.query_log import QueryLog
 from warehouse.store import Version, Warehouse
@@ -37,7 +39,8 @@ class Searchers:
 
     def __init__(self, warehouse: Warehouse, log: QueryLog | None = None, keep: int = KEEP,
                  idle_seconds: float = IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 say: Callable[[str], None] | None = None) -> None:
         self.warehouse = warehouse
         self.log = log
         self.keep = keep
@@ -48,6 +51,7 @@ class Searchers:
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()  # opening and searching: one at a time (2 cores)
         self.searched_at: float | None = None  # the last search, by `clock`
+        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
 
     def search(self, query: str, version: Version, k: int) -> list[SearchHit]:
         """The `k` best documents of `version` for `query`.
@@ -60,10 +64,13 @@ class Searchers:
             with self._lock:
                 self._forget({version.version_id})
             raise VersionExpired(f"version {version.version_id} was expired by `embedpipe gc`")
+        if not query.strip():  # before a searcher opens (and loads its model) for nothing
+            raise EmptyQuery("empty query: give some text to search for")
         with self._lock:
             searcher = self._open(version)
-            self.searched_at = self._used[version.version_id] = self.clock()
+            self._used[version.version_id] = self.clock()
             hits = searcher.search(query, k)
+            self.searched_at = self.clock()
             self._forget()
             return hits
 
@@ -75,23 +82,39 @@ class Searchers:
         is logged, and the searcher closes like any other when unused.
         """
         with self._lock:
-            if version.version_id not in self._searchers:
-                self._open(version).embedder.encode(["warm"], batch_size=1)
-                self._used[version.version_id] = self.clock()
-                self._forget()
+            if version.version_id in self._searchers:
+                return
+            embedder = self._embedders.get(version.model_fingerprint)
+        if embedder is None:  # loaded outside the lock: searches of open versions go on
+            embedder = version_embedder(version)
+            embedder.encode(["warm"], batch_size=1)
+        with self._lock:
+            self._embedders.setdefault(version.model_fingerprint, embedder)
+            self._open(version)
+            self._used[version.version_id] = self.clock()
+            self._forget()
 
     def keep_warm(self, stop: threading.Event, every: float = WARM_EVERY) -> None:
-        """Warm the active version now, then each newly active one while people search."""
+        """Warm the active version now, then each newly active one while people search;
+        close idle searchers at each look (a dashboard nobody searches holds no model)."""
         warmed = None
         while True:
+            active = None
             with suppress(Exception):  # no active version yet, a busy catalog: look again
                 active = self.warehouse.version()
-                if active.version_id != warmed:
-                    searching = self.searched_at is not None and (
-                        self.clock() - self.searched_at < self.idle_seconds)
-                    if warmed is None or searching:
+            if active is not None and active.version_id != warmed:
+                searching = self.searched_at is not None and (
+                    self.clock() - self.searched_at < self.idle_seconds)
+                if warmed is None or searching:
+                    try:
                         self.warm(active)
-                    warmed = active.version_id
+                    except Exception as exc:  # a search will say what is wrong, to its user
+                        detail = " ".join(str(exc).split())[:200]
+                        self.say(f"dashboard: version {active.version_id} not preloaded "
+                                 f"({detail}); its first search loads it")
+                warmed = active.version_id
+            with self._lock:
+                self._forget()
             if stop.wait(every):
                 return
 

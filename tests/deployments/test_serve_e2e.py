@@ -326,7 +326,13 @@ def test_served_runs_yield_the_cpu_to_the_dashboard(served):
     from deployments.settings import load_settings
 
     _, root = served
-    assert os.getpriority(os.PRIO_PROCESS, _serving_pid(root / "wh")) == 10
+    expected = max(10, os.getpriority(os.PRIO_PROCESS, 0))  # pytest itself may run niced
+    tasks = Path("/proc") / str(_serving_pid(root / "wh")) / "task"
+    # Every thread of the serving process (Linux: niceness is per thread, inherited by the
+    # threads and flow-run processes each one starts); field 19 of stat is the niceness.
+    nices = {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in
+             tasks.iterdir()}
+    assert nices == {expected}
     assert load_settings({}).nice == 10
     assert load_settings({"EMBEDPIPE_DEPLOY_NICE": "0"}).nice == 0
     # Already lower (a serve started under `nice -n 15`): never raised back.

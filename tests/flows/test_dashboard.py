@@ -390,15 +390,28 @@ def test_the_active_model_is_loaded_before_the_first_search(lake):
     from flows.dashboard.searching import Searchers
     from warehouse.history import PooledWarehouse
 
+    class Log:
+        def __init__(self) -> None:
+            self.rows: list[Any] = []
+
+        def record(self, *row: Any, **more: Any) -> None:
+            self.rows.append(row)
+
     wh = PooledWarehouse(lake.path, pool_size=1)
-    logged: list[Any] = []
-    searchers = Searchers(wh, log=logged)  # type: ignore[arg-type]  # nothing may be recorded
-    stop = threading.Event()
-    stop.set()  # one look, then return
-    searchers.keep_warm(stop)
+    log, said = Log(), []
+    searchers = Searchers(wh, log=log, say=said.append)  # type: ignore[arg-type]
     active = wh.version().version_id
-    assert searchers.loaded() == [active] and not logged
+    searchers.warm(wh.version())
+    assert searchers.loaded() == [active] and not log.rows and not said
     assert searchers._searchers[active]._embedder is not None  # loaded, not on first use
+    searchers.search("Doc 7", wh.version(), 3)
+    assert len(log.rows) == 1  # the same searcher; a search is logged, the warm-up was not
+    # keep_warm: one look (stop already set) warms the active version of a fresh dashboard.
+    stop = threading.Event()
+    stop.set()
+    fresh = Searchers(wh, log=log, say=said.append)  # type: ignore[arg-type]
+    fresh.keep_warm(stop)
+    assert fresh.loaded() == [active] and len(log.rows) == 1 and not said
     with TestClient(create_app(lake.config)) as started:  # the app's lifespan warms it
         dash = started.app.state.dashboard  # type: ignore[attr-defined]
         deadline = time.monotonic() + 120
